@@ -1,0 +1,82 @@
+"""Build the objects of a run from its resolved config: dataset, CaR segmenter, trainer, loggers."""
+
+from __future__ import annotations
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from car.clip.load import ClipModel, load_clip
+from car.errors import CarError
+from car.method.classifier import MaskClassifier
+from car.method.postprocess import DenseCRF
+from car.method.prompts import VisualPrompt
+from car.method.proposals import ProposalGenerator
+from car.method.recurrence import CaR
+from car.method.segmenter import QueryPass, SemanticCaR
+from car.method.text import TextEncoder
+
+
+def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
+    """Instantiate `dataset.loader`; only classes of this package may be named there."""
+    target = str(cfg.dataset.loader.get("_target_", ""))
+    if not target.startswith("car.data."):
+        raise CarError(f"dataset.loader._target_ must name a loader in car.data, got '{target}'.")
+    return hydra.utils.instantiate(cfg.dataset.loader)
+
+
+def load_backbones(cfg: DictConfig, device: str | torch.device = "cpu") -> tuple[ClipModel, ClipModel]:
+    """The proposal and classifier CLIPs; one model object when both specs are equal."""
+    proposal = load_clip(cfg.backbone.proposal, device, role="proposal")
+    if OmegaConf.to_container(cfg.backbone.proposal) == OmegaConf.to_container(cfg.backbone.classifier):
+        return proposal, proposal
+    return proposal, load_clip(cfg.backbone.classifier, device, role="classifier")
+
+
+def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel) -> CaR:
+    c, q = cfg.car, cfg.car.quirks
+    proposals = ProposalGenerator(proposal_clip, lam=c["lambda"], affinity_layers=c.affinity_layers,
+                                  box_clamp=q.box_clamp, posemb_fp16_round=q.posemb_fp16_round,
+                                  chunk_size=c.chunk_size)
+    classifier = MaskClassifier(classifier_clip, list(c.templates), skip_last_block=q.classifier_skip_last_block,
+                                batch_size=c.classifier_batch_size)
+    prompt = VisualPrompt(list(c.prompts), eta=c.eta, gray_weights=q.gray_weights)
+    return CaR(proposals, classifier, prompt, TextEncoder(proposal_clip), theta=c.theta,
+               background_words=list(c.background_words), cam_text_after_first=q.cam_text_after_first,
+               max_iterations=c.max_iterations, legacy_unfiltered_templates=q.legacy_unfiltered_templates)
+
+
+def build_crf(cfg: DictConfig) -> DenseCRF | None:
+    k = cfg.car.crf
+    if not k.enabled:
+        return None
+    return DenseCRF(iterations=k.iterations, gaussian_sxy=k.gaussian_sxy, gaussian_compat=k.gaussian_compat,
+                    bilateral_sxy=k.bilateral_sxy, bilateral_srgb=k.bilateral_srgb,
+                    bilateral_compat=k.bilateral_compat, image_mode=k.image)
+
+
+def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel) -> SemanticCaR:
+    """Queries and label ids come from the dataset config (`queries` for ids 1..K, or `passes`)."""
+    d = cfg.dataset
+    if d.get("passes"):
+        passes = [QueryPass(list(p.queries), list(p.label_ids), p.get("background_words"), p.get("prompts"))
+                  for p in d.passes]
+    else:
+        queries = list(d.queries)
+        if not queries:
+            raise CarError(f"dataset '{d.name}' defines no queries (dataset.queries is empty).")
+        passes = [QueryPass(queries, list(range(1, len(queries) + 1)))]
+    background = d.get("bg_protocol") != "standard"
+    return SemanticCaR(build_car(cfg, proposal_clip, classifier_clip), passes, build_crf(cfg),
+                       bg_factor=cfg.car.crf.bg_factor, background=background)
+
+
+def build_loggers(cfg: DictConfig) -> list:
+    return [hydra.utils.instantiate(spec) for spec in (cfg.get("logger") or {}).values()]
+
+
+def build_trainer(cfg: DictConfig, loggers: list) -> pl.Trainer:
+    kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
+    kwargs["inference_mode"] = False  # gradCAM needs autograd inside predict
+    return pl.Trainer(logger=loggers or False, enable_checkpointing=False, **kwargs)

@@ -1,0 +1,193 @@
+"""Load CLIP models through open_clip: pretrained tags, local checkpoints, or random init.
+
+One entry point, `load_clip(spec)`, where `spec` is a backbone entry of the Hydra config:
+
+    arch: ViT-B-16          # open_clip model name (or one of ours in model_configs/)
+    pretrained: openai      # an open_clip tag | a local file (.pt/.pth/.bin/.safetensors) | null
+    quick_gelu: true        # OpenAI weights were trained with QuickGELU
+
+Checkpoint formats accepted for a local file:
+  * open_clip / plain state dicts (optionally under "state_dict"), read with `weights_only=True`;
+  * original OpenAI TorchScript archives (`ViT-B-16.pt` from openaipublic): TorchScript cannot be
+    read with `weights_only`, so these go through `torch.jit.load`, which runs no Python pickle
+    code; their state dict uses open_clip's key names already.
+Offline with a missing weight, the error is one sentence naming the weight and the override that
+supplies a local file (`CarError`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import open_clip
+import torch
+
+from car.errors import CarError
+
+log = logging.getLogger(__name__)
+
+MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
+CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
+_registered = False
+
+
+@dataclass
+class ClipModel:
+    """An open_clip CLIP plus what the CaR stages need to know about it."""
+
+    model: torch.nn.Module  # open_clip.CLIP
+    tokenizer: object  # open_clip tokenizer: list[str] -> LongTensor [n, context]
+    arch: str
+    pretrained: str | None
+    image_size: int  # square input size the visual tower was trained at
+    patch_size: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+
+    @property
+    def visual(self) -> torch.nn.Module:
+        return self.model.visual
+
+    @property
+    def logit_scale(self) -> float:
+        return float(self.model.logit_scale.exp())
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+
+def register_model_configs() -> None:
+    """Make our own architectures (the tiny CLIP) known to open_clip by name."""
+    global _registered
+    if not _registered and MODEL_CONFIG_DIR.is_dir():
+        open_clip.add_model_config(MODEL_CONFIG_DIR)
+        _registered = True
+
+
+def _is_file_spec(pretrained: str) -> bool:
+    return pretrained.endswith(CHECKPOINT_SUFFIXES) or os.sep in pretrained or Path(pretrained).exists()
+
+
+def _network_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 2.0) -> bool:
+    try:
+        socket.create_connection((host, port), timeout=timeout).close()
+        return True
+    except OSError:
+        return False
+
+
+def _is_torchscript_archive(path: Path) -> bool:
+    if not zipfile.is_zipfile(path):
+        return False
+    with zipfile.ZipFile(path) as archive:
+        return any(name.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for name in archive.namelist())
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a checkpoint file without executing pickled code; returns an open_clip state dict."""
+    path = Path(path)
+    if not path.is_file():
+        raise CarError(f"CLIP checkpoint file '{path}' does not exist.")
+    if path.suffix == ".safetensors":
+        from safetensors.torch import load_file
+
+        state = load_file(str(path))
+    elif _is_torchscript_archive(path):
+        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        for key in ("input_resolution", "context_length", "vocab_size"):
+            state.pop(key, None)
+    else:
+        try:
+            state = torch.load(path, map_location="cpu", weights_only=True)
+        except Exception as err:  # pickle.UnpicklingError, RuntimeError on corrupt zips, ...
+            raise CarError(
+                f"CLIP checkpoint '{path}' is not a plain tensor state dict loadable with "
+                f"weights_only=True ({type(err).__name__}); re-save it as a state dict."
+            ) from None
+    if isinstance(state, dict) and "state_dict" in state:
+        state = state["state_dict"]
+    if not isinstance(state, dict) or not state:
+        raise CarError(f"CLIP checkpoint '{path}' holds no state dict.")
+    return {k.removeprefix("module."): v for k, v in state.items()}
+
+
+def _load_weights_file(model: torch.nn.Module, path: str, arch: str) -> None:
+    state = read_state_dict(path)
+    state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
+    if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
+        state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
+    result = model.load_state_dict(state, strict=False)
+    missing = [k for k in result.missing_keys if k != "logit_bias"]
+    if missing or result.unexpected_keys:
+        raise CarError(
+            f"CLIP checkpoint '{path}' does not match architecture {arch} "
+            f"({len(missing)} missing, {len(result.unexpected_keys)} unexpected keys, "
+            f"e.g. {(missing + result.unexpected_keys)[:2]}); check backbone.*.arch."
+        )
+
+
+def load_clip(spec, device: str | torch.device = "cpu", role: str = "backbone") -> ClipModel:
+    """Build the model named by `spec` (a mapping with arch/pretrained/quick_gelu) on `device`.
+
+    `role` ("proposal" or "classifier") only names the config key in error messages.
+    """
+    register_model_configs()
+    arch = str(spec["arch"])
+    pretrained = spec.get("pretrained")
+    pretrained = None if pretrained in (None, "", "null", "none") else str(pretrained)
+    quick_gelu = bool(spec.get("quick_gelu", False))
+    if arch not in open_clip.list_models():
+        raise CarError(f"Unknown CLIP architecture '{arch}' for backbone.{role}.arch; see open_clip.list_models().")
+
+    if pretrained is None:
+        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+        log.warning(
+            "\n%s\n!! backbone.%s: %s is RANDOMLY INITIALISED (pretrained=null). Its masks and\n"
+            "!! scores are meaningless; use this only for tests and timing.\n%s",
+            "!" * 78, role, arch, "!" * 78,
+        )
+    elif _is_file_spec(pretrained):
+        if not Path(pretrained).is_file():
+            raise CarError(
+                f"CLIP weights file '{pretrained}' for backbone.{role} ({arch}) does not exist; "
+                f"point backbone.{role}.pretrained=/path/to/weights.pt at an existing checkpoint."
+            )
+        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+        _load_weights_file(model, pretrained, arch)
+    else:
+        tags = open_clip.list_pretrained_tags_by_model(arch)
+        if pretrained not in tags:
+            raise CarError(f"open_clip has no pretrained tag '{pretrained}' for {arch} (known: {tags}).")
+        if not os.environ.get("HF_HUB_OFFLINE") and not _network_reachable():
+            os.environ["HF_HUB_OFFLINE"] = "1"  # fail fast instead of ~46 s of retries
+        try:
+            model = open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu)
+        except Exception as err:
+            raise CarError(
+                f"Pretrained CLIP weights '{pretrained}' for {arch} are not in the local cache and "
+                f"cannot be downloaded here ({type(err).__name__}); download them once with internet "
+                f"or pass backbone.{role}.pretrained=/path/to/{arch}.pt (an OpenAI or open_clip checkpoint)."
+            ) from None
+
+    model = model.to(device).eval().requires_grad_(False)
+    visual = model.visual
+    image_size = visual.image_size if isinstance(visual.image_size, int) else visual.image_size[0]
+    patch = visual.patch_size if isinstance(visual.patch_size, int) else visual.patch_size[0]
+    mean = getattr(visual, "image_mean", None) or open_clip.OPENAI_DATASET_MEAN
+    std = getattr(visual, "image_std", None) or open_clip.OPENAI_DATASET_STD
+    return ClipModel(
+        model=model,
+        tokenizer=open_clip.get_tokenizer(arch),
+        arch=arch,
+        pretrained=pretrained,
+        image_size=int(image_size),
+        patch_size=int(patch),
+        mean=tuple(mean),
+        std=tuple(std),
+    )

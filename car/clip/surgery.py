@@ -1,0 +1,114 @@
+"""Explicit forward passes through an open_clip visual tower.
+
+open_clip's blocks do not return attention weights and pool tokens in their own way; CaR needs
+the head-averaged attention of every block, the `ln_1` activation of the last block (gradCAM),
+patch-token mean pooling (proposals) and CLS pooling after L-1 blocks (classifier). So the
+block forward is written out here, for image inputs only (dispatch by modality, not by length).
+
+Notation: B images, N = h*w patch tokens (+1 CLS), C = width, L = number of blocks.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def interpolate_pos_embed(pos: torch.Tensor, h: int, w: int, fp16_round: bool = False) -> torch.Tensor:
+    """Resize the patch part of a positional table to an h x w grid.
+
+    pos: [1 + g*g, C] (CLS entry first) -> [1 + h*w, C]. Bilinear, align_corners=False.
+    `fp16_round` reproduces the official code's rounding of the table to half precision.
+    """
+    cls_pos, patch_pos = pos[:1], pos[1:]
+    g = int(math.isqrt(patch_pos.shape[0]))
+    if (g, g) != (h, w):
+        grid = patch_pos.reshape(1, g, g, -1).permute(0, 3, 1, 2)  # [1, C, g, g]
+        grid = F.interpolate(grid.float(), size=(h, w), mode="bilinear", align_corners=False)
+        patch_pos = grid.permute(0, 2, 3, 1).reshape(h * w, -1).to(pos.dtype)  # [h*w, C]
+    out = torch.cat([cls_pos, patch_pos], dim=0)
+    if fp16_round:
+        out = out.half().to(pos.dtype)
+    return out
+
+
+def embed_tokens(visual, images: torch.Tensor, fp16_round: bool = False) -> tuple[torch.Tensor, int, int]:
+    """Patch-embed images and add (interpolated) positions; returns tokens after ln_pre.
+
+    images: [B, 3, H', W'] with H', W' multiples of the patch size -> tokens [B, 1+N, C], h, w.
+    """
+    x = visual.conv1(images)  # [B, C, h, w]
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h * w).permute(0, 2, 1)  # [B, N, C]
+    cls = visual.class_embedding.to(x.dtype).expand(b, 1, c)
+    x = torch.cat([cls, x], dim=1)  # [B, 1+N, C]
+    x = x + interpolate_pos_embed(visual.positional_embedding, h, w, fp16_round).to(x.dtype)
+    return visual.ln_pre(x), h, w
+
+
+def attention(block, z: torch.Tensor, need_weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """Multi-head self-attention of an open_clip block on normalised tokens z [B, T, C].
+
+    Returns the attention output [B, T, C] and, if asked, the head-averaged softmax weights
+    [B, T, T] (rows = attending token, columns = attended token).
+    """
+    mha = block.attn
+    b, t, c = z.shape
+    heads = mha.num_heads
+    q, k, v = F.linear(z, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
+    q, k, v = (y.reshape(b, t, heads, c // heads).transpose(1, 2) for y in (q, k, v))  # [B, heads, T, d]
+    if need_weights:
+        weights = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(c // heads), dim=-1)  # [B, heads, T, T]
+        out = weights @ v
+        avg = weights.mean(dim=1)
+    else:
+        out = F.scaled_dot_product_attention(q, k, v)
+        avg = None
+    out = out.transpose(1, 2).reshape(b, t, c)
+    return mha.out_proj(out), avg
+
+
+def block_forward(block, x: torch.Tensor, need_weights: bool = False, z: torch.Tensor | None = None):
+    """One residual block: x + ls_1(attn(ln_1 x)); then + ls_2(mlp(ln_2 .)).
+
+    `z` may be given as a precomputed (e.g. gradient-tracked) ln_1(x). Returns (x_out, attn|None).
+    """
+    z = block.ln_1(x) if z is None else z
+    a, weights = attention(block, z, need_weights)
+    x = x + block.ls_1(a)
+    x = x + block.ls_2(block.mlp(block.ln_2(x)))
+    return x, weights
+
+
+def run_blocks(visual, x: torch.Tensor, blocks: range, need_weights: bool = False):
+    """Run blocks[i] for i in `blocks`; returns (x, list of attention maps or [])."""
+    resblocks = visual.transformer.resblocks
+    maps = []
+    for i in blocks:
+        x, weights = block_forward(resblocks[i], x, need_weights)
+        if need_weights:
+            maps.append(weights)
+    return x, maps
+
+
+def num_blocks(visual) -> int:
+    return len(visual.transformer.resblocks)
+
+
+def project(visual, tokens: torch.Tensor) -> torch.Tensor:
+    """ln_post then the visual projection: [..., C] -> [..., D]."""
+    y = visual.ln_post(tokens)
+    return y @ visual.proj if visual.proj is not None else y
+
+
+def encode_cls(visual, images: torch.Tensor, skip_last_block: bool) -> torch.Tensor:
+    """CLS-pooled, L2-normalised image embeddings [B, D] (the mask classifier's encoder).
+
+    skip_last_block=True is the official CaR quirk: the CLS token is read after block L-1.
+    """
+    x, _, _ = embed_tokens(visual, images)
+    depth = num_blocks(visual) - (1 if skip_last_block else 0)
+    x, _ = run_blocks(visual, x, range(depth))
+    return F.normalize(project(visual, x[:, 0]), dim=-1)

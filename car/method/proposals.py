@@ -1,0 +1,186 @@
+"""Proposal generator: gradCAM on the proposal CLIP + attention-affinity refinement (CAR_SPEC §3).
+
+    image [H, W, 3] uint8 --encode()--> ImageEncoding (query independent, reused every step)
+    ImageEncoding + query texts --__call__()--> proposal maps [K, H, W] in [0, 1]
+
+The K gradCAMs of a step come from ONE forward of the last block on K copies of its input and
+ONE backward of the summed objective; copy k only receives the gradient of its own query's
+probability, so this equals K separate forward/backward passes (tested).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+from PIL import Image
+
+from car.clip.load import ClipModel
+from car.clip.surgery import block_forward, embed_tokens, num_blocks, project, run_blocks
+
+
+@dataclass
+class ImageEncoding:
+    """Everything about one image that does not depend on the queries."""
+
+    x: torch.Tensor  # [1, 1+N, C] residual stream after block L-1
+    trunk_attn: list[torch.Tensor]  # affinity blocks except the last, each [N, N] (patch<->patch)
+    grid: tuple[int, int]  # (h, w) patch grid
+    size: tuple[int, int]  # (H, W) native image size
+
+
+def preprocess(image: np.ndarray, clip: ClipModel) -> torch.Tensor:
+    """§3.1: bicubic resize (PIL) to multiples of the patch size, normalise. -> [1, 3, H', W']."""
+    h, w = image.shape[:2]
+    p = clip.patch_size
+    hp, wp = p * -(-h // p), p * -(-w // p)
+    resized = Image.fromarray(image).resize((wp, hp), Image.BICUBIC) if (hp, wp) != (h, w) else image
+    x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    mean = torch.tensor(clip.mean).view(3, 1, 1)
+    std = torch.tensor(clip.std).view(3, 1, 1)
+    return ((x - mean) / std).unsqueeze(0).to(clip.device)
+
+
+def minmax(x: torch.Tensor, dim: int = -1, eps: float = 1e-15) -> torch.Tensor:
+    lo = x.amin(dim=dim, keepdim=True)
+    hi = x.amax(dim=dim, keepdim=True)
+    return (x - lo) / (hi - lo + eps)
+
+
+def box_mask(cam: np.ndarray, lam: float, clamp: str = "official") -> np.ndarray:
+    """§3.4 step 4: union of bounding boxes of the CAM's contours above lam·max. cam [h, w] -> bool [h, w].
+
+    clamp="official" reproduces quirk Q8 (the last grid row/column can never be inside a box).
+    """
+    h, w = cam.shape
+    u = np.floor(255 * cam).astype(np.uint8)
+    fg = u > np.floor(lam * int(u.max()))
+    while not fg.any() and lam > 0:
+        lam -= 0.1
+        fg = u > np.floor(lam * int(u.max()))
+    mask = np.zeros((h, w), dtype=bool)
+    contours, _ = cv2.findContours(fg.astype(np.uint8), cv2.RETR_TREE, cv2.CHAIN_APPROX_SIMPLE)
+    limit_w, limit_h = (w - 1, h - 1) if clamp == "official" else (w, h)
+    for contour in contours:
+        x, y, bw, bh = cv2.boundingRect(contour)
+        mask[y : min(y + bh, limit_h), x : min(x + bw, limit_w)] = True
+    return mask
+
+
+def affinity(attn_maps: list[torch.Tensor]) -> torch.Tensor:
+    """§3.4 steps 1-3: mean attention -> Sinkhorn balancing (3 rounds) -> symmetrise -> square. [N, N]."""
+    s = torch.stack(attn_maps).mean(0).float()  # [N, N]
+    for _ in range(3):
+        s = s / s.sum(dim=0, keepdim=True)  # columns
+        s = s / s.sum(dim=1, keepdim=True)  # rows
+    s = (s + s.T) / 2
+    return s @ s
+
+
+class ProposalGenerator:
+    """Maps text queries to soft masks on one image with gradCAM + CLIP-ES affinity refinement.
+
+    Args:
+        clip: the proposal CLIP (ViT).
+        lam: λ, threshold of the box mask inside the refinement (not a CRF parameter).
+        affinity_layers: how many of the last blocks' attentions form the affinity (8 in CaR).
+        box_clamp: "official" (quirk Q8) or "correct".
+        posemb_fp16_round: round the interpolated positional table to fp16 (quirk Q3).
+        chunk_size: queries per batched gradCAM pass (bounds memory; results do not depend on it).
+    """
+
+    def __init__(self, clip: ClipModel, lam: float, affinity_layers: int = 8, box_clamp: str = "official",
+                 posemb_fp16_round: bool = True, chunk_size: int = 16):
+        self.clip = clip
+        self.lam = float(lam)
+        self.depth = num_blocks(clip.visual)
+        self.affinity_layers = min(int(affinity_layers), self.depth)
+        self.box_clamp = box_clamp
+        self.posemb_fp16_round = posemb_fp16_round
+        self.chunk_size = chunk_size
+
+    @torch.no_grad()
+    def encode(self, image: np.ndarray) -> ImageEncoding:
+        """§3.2: trunk pass through blocks 1..L-1, keeping the attention of the affinity blocks."""
+        visual = self.clip.visual
+        x, h, w = embed_tokens(visual, preprocess(image, self.clip), self.posemb_fp16_round)
+        first_affinity = self.depth - self.affinity_layers
+        x, _ = run_blocks(visual, x, range(first_affinity))
+        x, maps = run_blocks(visual, x, range(first_affinity, self.depth - 1), need_weights=True)
+        trunk_attn = [m[0, 1:, 1:] for m in maps]  # drop CLS row/column before averaging
+        return ImageEncoding(x=x, trunk_attn=trunk_attn, grid=(h, w), size=image.shape[:2])
+
+    def gradcam(self, enc: ImageEncoding, texts: torch.Tensor, target: torch.Tensor):
+        """§3.3 for a batch of queries.
+
+        texts: [K, T, D] unit-norm text matrix per query copy; target: [K] index of the query's own
+        text in its row. Returns cams [K, h, w] in [0, 1] and the last block's attention [N, N].
+        """
+        visual, last = self.clip.visual, self.clip.visual.transformer.resblocks[-1]
+        k = texts.shape[0]
+        x = enc.x.expand(k, -1, -1)  # [K, 1+N, C]
+        with torch.enable_grad():
+            z = last.ln_1(x).detach().requires_grad_(True)  # hooked activation Z, [K, 1+N, C]
+            y, attn = block_forward(last, x, need_weights=True, z=z)
+            v = F.normalize(project(visual, y[:, 1:]).mean(dim=1), dim=-1)  # patch-mean embedding [K, D]
+            logits = self.clip.logit_scale * torch.einsum("kd,ktd->kt", v, texts)  # [K, T]
+            prob = logits.softmax(dim=-1)
+            objective = prob[torch.arange(k), target].sum()  # copy k: p_k of its own query
+            (grad,) = torch.autograd.grad(objective, z)  # [K, 1+N, C]
+        zp, gp = z.detach()[:, 1:], grad[:, 1:]  # drop CLS: [K, N, C]
+        weights = gp.mean(dim=1, keepdim=True)  # channel weights a_d, [K, 1, C]
+        cam = (weights * zp).sum(dim=-1).clamp_min(0)  # [K, N]
+        cam = minmax(minmax(cam).clamp_min(0))
+        h, w = enc.grid
+        return cam.reshape(k, h, w).float(), attn[0, 1:, 1:].detach()
+
+    def __call__(self, enc: ImageEncoding, queries: torch.Tensor, background: torch.Tensor,
+                 compete: bool = True) -> np.ndarray:
+        """Proposal maps for K queries.
+
+        queries: [K, D] unit-norm text embeddings; background: [B, D] background-word embeddings.
+        compete=True (semantic mode): each gradCAM softmax runs over all K queries + B background
+        words; compete=False (referring mode): over its own query + the B background words.
+        Returns float32 maps [K, H, W] in [0, 1].
+        """
+        k = queries.shape[0]
+        cams, last_attn = [], None
+        for start in range(0, k, self.chunk_size):
+            idx = torch.arange(start, min(start + self.chunk_size, k), device=queries.device)
+            cam, last_attn = self._cams(enc, queries, background, idx, compete)
+            cams.append(cam)
+        cams = torch.cat(cams)  # [K, h, w]
+        s = affinity(enc.trunk_attn + [last_attn])  # [N, N]
+        return self._refine(cams, s, enc)
+
+    def _cams(self, enc, queries, background, idx, compete):
+        n = len(idx)
+        if compete:
+            texts = torch.cat([queries, background]).expand(n, -1, -1)  # [n, K+B, D]
+            target = idx
+        else:
+            texts = torch.cat([queries[idx, None], background.expand(n, -1, -1)], dim=1)  # [n, 1+B, D]
+            target = torch.zeros_like(idx)
+        cam, attn = self.gradcam(enc, texts, target)
+        empty = cam.flatten(1).amax(dim=1) == 0
+        if empty.any():  # Q7: recompute without background words
+            sub = idx[empty]
+            texts = queries.expand(len(sub), -1, -1) if compete else queries[sub, None]
+            cam[empty], _ = self.gradcam(enc, texts, sub if compete else torch.zeros_like(sub))
+        return cam, attn
+
+    def _refine(self, cams: torch.Tensor, s: torch.Tensor, enc: ImageEncoding) -> np.ndarray:
+        """§3.4 steps 4-6: box mask, affinity propagation, min-max, bilinear upsample to H x W."""
+        (h, w), (height, width) = enc.grid, enc.size
+        cams_np = cams.cpu().numpy()
+        boxes = np.stack([box_mask(c, self.lam, self.box_clamp) for c in cams_np])  # [K, h, w]
+        sources = cams * torch.from_numpy(boxes).to(cams.device)  # m[j]·ĉ[j], [K, h, w]
+        refined = sources.flatten(1) @ s.T  # r[i] = Σ_j S[i,j] m[j] ĉ[j], [K, N]
+        refined = minmax(refined).reshape(-1, h, w).cpu().numpy()
+        out = np.empty((len(refined), height, width), dtype=np.float32)
+        for i, r in enumerate(refined):
+            out[i] = cv2.resize(r, (width, height), interpolation=cv2.INTER_LINEAR)
+        return out

@@ -1,0 +1,108 @@
+"""The CaR recurrence: propose, prompt, classify, prune; repeat until nothing is pruned (CAR_SPEC §1, §6).
+
+The "hidden state" of the RNN is the ordered list of live queries (original indices). Each step:
+
+    maps   = proposals(live queries)                 [K, H, W]
+    images = visual prompts(image, maps)             K x [H, W, 3]
+    scores = classifier(images, live queries)        [K]
+    keep   = {k : score_k > θ}  (or the argmax if empty)
+
+and the loop stops at the first step that prunes nothing (|keep| equals the previous |keep|,
+which starts at 0, so there are always >= 2 steps). The last step's maps are the output.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from car.method.classifier import MaskClassifier
+from car.method.prompts import VisualPrompt
+from car.method.proposals import ProposalGenerator
+from car.method.text import TextEncoder, origami
+
+
+@dataclass
+class CarResult:
+    """Output of one CaR run for K0 original queries on an H x W image."""
+
+    maps: np.ndarray  # [K, H, W] float32 proposal maps of the final step, for `live` only
+    live: list[int]  # original indices of the queries alive at the end, in original order
+    scores: np.ndarray  # [K] classifier scores of the final step for `live`
+    history: list[list[int]] = field(default_factory=list)  # live set entering each step
+
+    @property
+    def steps(self) -> int:
+        return len(self.history)
+
+    def full_scores(self, num_queries: int) -> np.ndarray:
+        """Scores for every original query: 0 for pruned ones. [K0]."""
+        out = np.zeros(num_queries, dtype=np.float32)
+        out[self.live] = self.scores
+        return out
+
+
+def prune(scores: torch.Tensor, theta: float) -> list[int]:
+    """Positions whose score is strictly above θ; if none, the single best (first on ties)."""
+    keep = [i for i, s in enumerate(scores.tolist()) if s > theta]
+    return keep or [int(torch.argmax(scores))]
+
+
+class CaR:
+    """CLIP as RNN over one image and a list of text queries.
+
+    Args:
+        proposals, classifier, prompt: the three stages.
+        proposal_text: text encoder of the PROPOSAL CLIP (queries + background words).
+        theta: θ, pruning threshold.
+        background_words: embedded as "a clean origami {w}." for the gradCAM softmax only.
+        cam_text_after_first: "origami" (official, Q5) or "raw": proposal text from step 2 on.
+        max_iterations: None = run until the live set stops changing (paper); n = stop after n
+            steps and output that step's maps for all its live queries (1 = no recurrence).
+        legacy_unfiltered_templates: quirk Q15 of the 2024 revision (classifier texts not pruned).
+        compete: True = queries compete in one gradCAM softmax (semantic); False = referring mode.
+    """
+
+    def __init__(self, proposals: ProposalGenerator, classifier: MaskClassifier, prompt: VisualPrompt,
+                 proposal_text: TextEncoder, theta: float, background_words, cam_text_after_first: str = "origami",
+                 max_iterations: int | None = None, legacy_unfiltered_templates: bool = False, compete: bool = True):
+        self.proposals = proposals
+        self.classifier = classifier
+        self.prompt = prompt
+        self.text = proposal_text
+        self.theta = float(theta)
+        self.background_words = list(background_words)
+        self.cam_text_after_first = cam_text_after_first
+        self.max_iterations = max_iterations
+        self.legacy_unfiltered_templates = legacy_unfiltered_templates
+        self.compete = compete
+
+    def __call__(self, image: np.ndarray, queries: list[str], background_words=None, prompt_types=None) -> CarResult:
+        """image [H, W, 3] uint8 RGB; queries: K0 strings. Background words and prompt types may be
+        overridden per call (Pascal Context's stuff pass uses the thing names and blur+gray)."""
+        words = self.background_words if background_words is None else list(background_words)
+        prompt = self.prompt if prompt_types is None else self.prompt.with_types(prompt_types)
+        background = self.text([origami(w) for w in words])  # [B, D]
+        encoding = self.proposals.encode(image)  # trunk pass, reused by every step
+        live, n_last, step_text = list(range(len(queries))), 0, "raw"
+        history: list[list[int]] = []
+        previous: CarResult | None = None
+        while True:
+            history.append(list(live))
+            texts = [queries[i] if step_text == "raw" else origami(queries[i]) for i in live]
+            maps = self.proposals(encoding, self.text(texts), background, compete=self.compete)  # [K, H, W]
+            if previous is not None and not maps.any():  # Q17 (correct form): keep previous maps AND queries
+                previous.history = history
+                return previous
+            images = prompt.batch(image, maps)
+            competing = queries if self.legacy_unfiltered_templates else [queries[i] for i in live]
+            scores = self.classifier(images, competing)  # [K]
+            result = CarResult(maps=maps, live=list(live), scores=scores.numpy().astype(np.float32), history=history)
+            keep = prune(scores, self.theta)
+            if len(keep) == n_last or (self.max_iterations and len(history) >= self.max_iterations):
+                return result
+            previous, n_last = result, len(keep)
+            live = [live[j] for j in keep]
+            step_text = "origami" if self.cam_text_after_first == "origami" else "raw"
