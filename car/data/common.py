@@ -1,0 +1,94 @@
+"""Helpers shared by the dataset loaders: validated image/label reading, split files, collate.
+
+Every dataset yields the same sample dict:
+    {"image": np.uint8 [H,W,3] RGB, "target": np.int64 [H,W], "image_id": str}
+where target holds class indices (0 = background) and ``ignore_index`` (255) for unlabeled pixels.
+
+All problems caused by the data on disk raise ``CarError`` with one sentence naming the file.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from car.errors import CarError
+
+# Single-channel modes whose pixel values are class indices. Palette ('P') PNGs are read as
+# indices directly; they must never be converted to RGB.
+LABEL_MODES = ("P", "L", "I", "I;16")
+
+
+def read_rgb(path: str | Path) -> np.ndarray:
+    """Read an image as np.uint8 [H,W,3] RGB (grayscale, CMYK, RGBA, palette are converted)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CarError(f"Image file {path} does not exist: check the dataset path or re-extract the dataset.")
+    try:
+        with Image.open(path) as image:
+            image.load()  # decode now so that truncated files fail here, not later
+            rgb = image.convert("RGB")
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CarError(
+            f"Image file {path} is corrupt or truncated ({exc}): re-download or re-extract the dataset."
+        ) from exc
+    return np.array(rgb, dtype=np.uint8)  # [H,W,3]
+
+
+def read_label(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """Read a class-index label map as np.int64 [H,W], checking every value is a class or ignore_index."""
+    path = Path(path)
+    if not path.is_file():
+        raise CarError(f"Label file {path} does not exist: check the dataset path or re-extract the dataset.")
+    try:
+        with Image.open(path) as image:
+            image.load()
+            mode = image.mode
+            label = np.array(image)  # 'P' gives palette indices, i.e. the class ids
+    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
+        raise CarError(
+            f"Label file {path} is corrupt or truncated ({exc}): re-download or re-extract the dataset."
+        ) from exc
+    if mode not in LABEL_MODES or label.ndim != 2:
+        raise CarError(
+            f"Label file {path} has image mode {mode!r}, but labels must be single-channel "
+            f"({'/'.join(LABEL_MODES)}) images of class indices, not colour-rendered masks."
+        )
+    label = label.astype(np.int64)  # [H,W]
+    values = np.unique(label)
+    bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
+    if bad.size:
+        shown = ", ".join(str(v) for v in bad[:10]) + (", ..." if bad.size > 10 else "")
+        raise CarError(
+            f"Label file {path} contains values {shown} outside the {num_classes} classes "
+            f"[0, {num_classes}) and the ignore index {ignore_index}: check num_classes or the label files."
+        )
+    return label
+
+
+def check_same_size(image: np.ndarray, target: np.ndarray, image_id: str) -> None:
+    """Raise CarError unless image [H,W,3] and target [H,W] have the same height and width."""
+    if image.shape[:2] != target.shape[:2]:
+        raise CarError(
+            f"Image and label of sample {image_id} differ in size (image {image.shape[0]}x{image.shape[1]}, "
+            f"label {target.shape[0]}x{target.shape[1]}): the label file does not belong to this image, "
+            f"re-extract the dataset."
+        )
+
+
+def list_collate(batch: list[dict]) -> list[dict]:
+    """Identity collate for DataLoader: keep variable-size samples as a plain list."""
+    return list(batch)
+
+
+def read_split_file(path: str | Path, readme: str = "datasets/voc/README.md") -> list[str]:
+    """Read image ids from a split file (one per line; blank lines skipped, whitespace stripped)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CarError(f"Split file {path} does not exist: prepare the dataset as described in {readme}.")
+    ids = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+    if not ids:
+        raise CarError(f"Split file {path} lists no image ids: prepare the dataset as described in {readme}.")
+    return ids
