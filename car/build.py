@@ -23,7 +23,9 @@ def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
     target = str(cfg.dataset.loader.get("_target_", ""))
     if not target.startswith("car.data."):
         raise CarError(f"dataset.loader._target_ must name a loader in car.data, got '{target}'.")
-    return hydra.utils.instantiate(cfg.dataset.loader)
+    kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
+    loader_cls = hydra.utils.get_class(kwargs.pop("_target_"))
+    return loader_cls(**kwargs)  # called directly so that CarError reaches the user unwrapped
 
 
 def load_backbones(cfg: DictConfig, device: str | torch.device = "cpu") -> tuple[ClipModel, ClipModel]:

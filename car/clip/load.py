@@ -122,7 +122,14 @@ def _load_weights_file(model: torch.nn.Module, path: str, arch: str) -> None:
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
     if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
         state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
-    result = model.load_state_dict(state, strict=False)
+    try:
+        result = model.load_state_dict(state, strict=False)
+    except RuntimeError as err:  # size mismatches
+        first = str(err).split("size mismatch for ", 1)[-1].split(":")[0]
+        raise CarError(
+            f"CLIP checkpoint '{path}' does not match architecture {arch} (tensor shapes differ, "
+            f"e.g. {first}); check backbone.*.arch."
+        ) from None
     missing = [k for k in result.missing_keys if k != "logit_bias"]
     if missing or result.unexpected_keys:
         raise CarError(

@@ -1,0 +1,46 @@
+"""Mask classifier: preprocessing, double softmax, scores (CAR_SPEC §5)."""
+
+import numpy as np
+import open_clip
+import pytest
+import torch
+from PIL import Image
+
+from car.method.classifier import MaskClassifier, classifier_preprocess, double_softmax_scores
+
+
+def test_preprocess_matches_open_clip_eval_transform(vitb16_clip, voc_image):
+    ours = classifier_preprocess(voc_image, vitb16_clip)
+    theirs = open_clip.image_transform(224, is_train=False)(Image.fromarray(voc_image))
+    assert ours.shape == (3, 224, 224)
+    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+
+
+def test_double_softmax_by_hand():
+    image = torch.tensor([[1.0, 0.0], [0.0, 1.0]])  # K = 2
+    text = torch.tensor([[[1.0, 0.0], [0.0, 1.0]], [[0.6, 0.8], [0.8, 0.6]]])  # T = 2, J = 2
+    q = double_softmax_scores(image, text, logit_scale=10.0)
+    # image 0: template 0 logits (10, 0), template 1 logits (6, 8)
+    p0 = torch.tensor([10.0, 0.0]).softmax(0) + torch.tensor([6.0, 8.0]).softmax(0)
+    torch.testing.assert_close(q[0], p0.softmax(0))
+    single = double_softmax_scores(image, text[:1], logit_scale=10.0)  # T = 1: one softmax
+    torch.testing.assert_close(single[0], torch.tensor([10.0, 0.0]).softmax(0))
+
+
+def test_single_query_scores_one(micro_clip):
+    clf = MaskClassifier(micro_clip, ["a photo of a {}."])
+    img = np.zeros((50, 70, 3), np.uint8)
+    assert clf([img], ["cat"]).item() == pytest.approx(1.0)
+
+
+def test_scores_shape_range_and_text_cache(micro_clip):
+    clf = MaskClassifier(micro_clip, ["a photo of a {}.", "a clean origami {}."], batch_size=2)
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 255, (40, 90, 3), dtype=np.uint8) for _ in range(3)]
+    scores = clf(images, ["cat", "dog", "bus"])
+    assert scores.shape == (3,) and torch.all((scores > 0) & (scores <= 1))
+    assert len(clf.text._cache) == 6
+    clf(images[:2], ["cat", "dog"])
+    assert len(clf.text._cache) == 6  # nothing re-embedded
+    # encoding in batches of 2 or at once gives the same embeddings
+    torch.testing.assert_close(clf.encode_images(images), MaskClassifier(micro_clip, [], batch_size=8).encode_images(images))

@@ -1,0 +1,52 @@
+"""The explicit visual-tower forward equals open_clip's own, and positional interpolation."""
+
+import torch
+import torch.nn.functional as F
+
+from car.clip.surgery import embed_tokens, encode_cls, interpolate_pos_embed, run_blocks
+
+
+def test_pos_embed_identity_on_same_grid():
+    pos = torch.randn(1 + 14 * 14, 8)
+    torch.testing.assert_close(interpolate_pos_embed(pos, 14, 14), pos)
+
+
+def test_pos_embed_interpolates_to_rectangular_grid():
+    pos = torch.randn(1 + 4 * 4, 8)
+    out = interpolate_pos_embed(pos, 6, 10)
+    assert out.shape == (1 + 60, 8)
+    torch.testing.assert_close(out[0], pos[0])  # CLS entry untouched
+    const = torch.cat([torch.zeros(1, 8), torch.ones(16, 8)])  # a constant grid stays constant
+    torch.testing.assert_close(interpolate_pos_embed(const, 5, 7)[1:], torch.ones(35, 8))
+
+
+def test_fp16_round_matches_half_precision():
+    pos = torch.randn(1 + 16, 4) * 3
+    rounded = interpolate_pos_embed(pos, 4, 4, fp16_round=True)
+    torch.testing.assert_close(rounded, pos.half().float(), rtol=0, atol=0)
+
+
+def _check_matches_open_clip(clip):
+    s = clip.image_size
+    images = torch.randn(2, 3, s, s)
+    ours = encode_cls(clip.visual, images, skip_last_block=False)
+    theirs = F.normalize(clip.model.encode_image(images), dim=-1)
+    torch.testing.assert_close(ours, theirs, rtol=1e-4, atol=1e-5)
+    skipped = encode_cls(clip.visual, images, skip_last_block=True)
+    assert not torch.allclose(skipped, ours)  # Q1: the last block really is skipped
+
+
+def test_block_reimplementation_matches_open_clip_micro(micro_clip):
+    _check_matches_open_clip(micro_clip)
+
+
+def test_block_reimplementation_matches_open_clip_vitb16(vitb16_clip):
+    _check_matches_open_clip(vitb16_clip)
+
+
+def test_attention_maps_are_row_stochastic(micro_clip):
+    x, h, w = embed_tokens(micro_clip.visual, torch.randn(1, 3, 48, 80))
+    assert (h, w) == (3, 5) and x.shape == (1, 16, 64)
+    _, maps = run_blocks(micro_clip.visual, x, range(2), need_weights=True)
+    assert len(maps) == 2 and maps[0].shape == (1, 16, 16)
+    torch.testing.assert_close(maps[1].sum(-1), torch.ones(1, 16))

@@ -1,0 +1,78 @@
+import importlib.util
+import json
+from pathlib import Path
+
+import numpy as np
+import open_clip
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SCRIPT = ROOT / "scripts" / "train_tiny_clip.py"
+
+
+def _load():
+    spec = importlib.util.spec_from_file_location("train_tiny_clip", SCRIPT)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_model_config_is_standard_open_clip():
+    cfg = json.loads((ROOT / "car/clip/model_configs/car-tiny-vit.json").read_text())
+    assert {"embed_dim", "vision_cfg", "text_cfg"} <= set(cfg)
+    T = _load()
+    model, tok = T.build_model()
+    v = model.visual
+    for name in ["conv1", "class_embedding", "positional_embedding", "ln_pre", "ln_post", "proj"]:
+        assert hasattr(v, name)
+    assert isinstance(v.conv1, torch.nn.Conv2d)
+    blk = v.transformer.resblocks[-1]
+    assert hasattr(blk.attn, "in_proj_weight") and hasattr(blk, "ln_1") and hasattr(blk, "mlp")
+    assert tok(["a clean origami star."]).shape == (1, cfg["text_cfg"]["context_length"])
+    # our path (c) equals open_clip's own encode_image
+    x = torch.randn(2, 3, cfg["vision_cfg"]["image_size"], cfg["vision_cfg"]["image_size"])
+    with torch.no_grad():
+        cls_l, _, _ = T.visual_paths(v, x)
+        ref = model.encode_image(x, normalize=True)
+    assert torch.allclose(cls_l, ref, atol=1e-5)
+
+
+def test_batches_are_deterministic():
+    T = _load()
+    a, b = T.make_batch(0, 3, 4, 64), T.make_batch(0, 3, 4, 64)
+    for x, y in zip(a, b):
+        assert torch.equal(x, y)
+    c = T.make_batch(0, 4, 4, 64)
+    assert not torch.equal(a[0], c[0])
+    raw, multi, prompted, ptarget = a
+    assert raw.shape == prompted.shape == (4, 3, 64, 64)
+    assert multi.shape == (4, len(T.LABELS)) and (multi.sum(1) >= 2).all()  # >=1 class + texture
+
+
+def test_prompt_draws_red_ellipse():
+    T = _load()
+    img = np.full((64, 64, 3), 128, np.uint8)
+    m = np.zeros((64, 64), bool)
+    m[20:40, 10:30] = True
+    out = T.apply_prompt(img, m, "circle")
+    red = (out[..., 0] == 255) & (out[..., 1] == 0) & (out[..., 2] == 0)
+    assert red.sum() > 20 and not red[28:32, 18:22].any()
+
+
+def test_loss_decreases_on_fixed_batch():
+    torch.set_num_threads(1)
+    T = _load()
+    _, _, info = T.train(steps=12, batch_size=8, seed=0, lr=2e-3, warmup=1, workers=0, log_every=0, fixed_batch=True)
+    h = info["history"]
+    assert len(h) == 12
+    assert np.mean(h[-3:]) < 0.8 * np.mean(h[:2]), h
+
+
+def test_smoke_cli(tmp_path):
+    T = _load()
+    out = tmp_path / "w.pt"
+    model, info = T.main(["--smoke", "--out", str(out)])
+    assert info["steps"] == 5 and out.exists()
+    sd = torch.load(out, weights_only=True)
+    fresh = open_clip.create_model(T.ARCH, pretrained=None)
+    fresh.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
