@@ -1,0 +1,401 @@
+#!/usr/bin/env python
+"""Train the tiny CLIP ("car-tiny-vit") from scratch on the procedural shapes dataset.
+
+The model is a standard open_clip CLIP (config car/clip/model_configs/car-tiny-vit.json).
+Training is supervised-by-text: every step embeds all label words (10 classes + 8 textures)
+with randomly drawn prompt templates through the text tower, and trains the image tower's three
+forward paths used by CaR against them:
+
+  (a) mean of ln_post(patch tokens) after all L blocks @ proj   -> multi-label sigmoid (SigLIP-
+      style) over classes present + the background texture, on raw scenes   (gradCAM proposals)
+  (b) ln_post(CLS) after blocks 1..L-1 @ proj                   -> softmax CE over classes +
+      textures naming the visually prompted region (red ellipse / blur / grey / black-out mixes),
+      plus the multi-label loss on raw scenes                             (mask classifier)
+  (c) ln_post(CLS) after all L blocks @ proj (open_clip's encode_image) -> multi-label sigmoid
+                                                                            (plain zero-shot)
+
+Deterministic for a seed: scenes of step t are rendered from SeedSequence([seed, 0, t*B + j]).
+
+    python scripts/train_tiny_clip.py --steps 6000 --batch-size 64 --threads 2 --out car/assets/tiny_clip.pt
+    python scripts/train_tiny_clip.py --smoke      # a few steps, for CI
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import open_clip  # noqa: E402
+from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # noqa: E402
+
+from car.data.shapes import CLASSES, TEXTURES, render_scene  # noqa: E402
+
+ARCH = "car-tiny-vit"
+MODEL_CONFIG_DIR = ROOT / "car" / "clip" / "model_configs"
+LABELS = list(CLASSES) + list(TEXTURES)  # class k -> index k-1; texture t -> C + t
+C = len(CLASSES)
+# CaR's 15 semantic templates (../shared/data/class_names/car/semantic_templates.txt)
+CAR_TEMPLATES = [
+    "a clean origami {}.",
+    "a photo of a {}.",
+    "This is a photo of a {}",
+    "There is a {} in the scene",
+    "There is the {} in the scene",
+    "a photo of a {} in the scene",
+    "a photo of a small {}.",
+    "a photo of a medium {}.",
+    "a photo of a large {}.",
+    "This is a photo of a small {}.",
+    "This is a photo of a medium {}.",
+    "This is a photo of a large {}.",
+    "There is a small {} in the scene.",
+    "There is a medium {} in the scene.",
+    "There is a large {} in the scene.",
+]
+TRAIN_TEMPLATES = ["{}"] + CAR_TEMPLATES + ["a {}.", "the {}.", "a picture of a {}."]
+PROMPT_TYPES = ["circle_blur", "circle", "blur", "gray", "black", "circle_gray"]
+PROMPT_PROBS = [0.35, 0.15, 0.2, 0.1, 0.1, 0.1]
+MEAN = np.array(OPENAI_DATASET_MEAN, np.float32)
+STD = np.array(OPENAI_DATASET_STD, np.float32)
+
+
+# --------------------------------------------------------------------------------------
+# model
+# --------------------------------------------------------------------------------------
+def build_model():
+    open_clip.add_model_config(MODEL_CONFIG_DIR)
+    model = open_clip.create_model(ARCH, pretrained=None)
+    tokenizer = open_clip.get_tokenizer(ARCH)
+    return model, tokenizer
+
+
+def visual_paths(visual, images: torch.Tensor):
+    """Returns normalised embeddings (cls_L, mean_patch_L, cls_{L-1}), each [B, D]."""
+    x = visual.conv1(images)
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h * w).permute(0, 2, 1)
+    x = torch.cat([visual.class_embedding.to(x.dtype).expand(b, 1, c), x], dim=1)
+    x = x + visual.positional_embedding.to(x.dtype)
+    x = visual.ln_pre(x)
+    blocks = visual.transformer.resblocks
+    for i, blk in enumerate(blocks):
+        if i == len(blocks) - 1:
+            cls_prev = x[:, 0]
+        x = blk(x)
+    cls_l = visual.ln_post(x[:, 0]) @ visual.proj
+    mean_l = visual.ln_post(x[:, 1:]).mean(1) @ visual.proj
+    cls_p = visual.ln_post(cls_prev) @ visual.proj
+    return F.normalize(cls_l, dim=-1), F.normalize(mean_l, dim=-1), F.normalize(cls_p, dim=-1)
+
+
+def text_embed(model, tokenizer, words, templates):
+    texts = [t.format(w) for w, t in zip(words, templates)]
+    return F.normalize(model.encode_text(tokenizer(texts)), dim=-1)
+
+
+@torch.no_grad()
+def template_avg_text(model, tokenizer, words, templates=CAR_TEMPLATES):
+    out = []
+    for w in words:
+        e = F.normalize(model.encode_text(tokenizer([t.format(w) for t in templates])), dim=-1).mean(0)
+        out.append(F.normalize(e, dim=-1))
+    return torch.stack(out)
+
+
+# --------------------------------------------------------------------------------------
+# visual prompts (same definitions as CaR: red 1-px ellipse, 15x15 sigma 2.6 blur outside)
+# --------------------------------------------------------------------------------------
+def ellipse_params(mask: np.ndarray):
+    ys, xs = np.nonzero(mask)
+    cx, cy = float(xs.mean()), float(ys.mean())
+    ax = max(1, int(round((xs.max() - xs.min() + 1) / 2)))
+    ay = max(1, int(round((ys.max() - ys.min() + 1) / 2)))
+    return (int(round(cx)), int(round(cy))), (ax, ay)
+
+
+def apply_prompt(image: np.ndarray, mask: np.ndarray, kind: str) -> np.ndarray:
+    img = image.copy()
+    m = mask[..., None]
+    if "blur" in kind:
+        img = np.where(m, img, cv2.GaussianBlur(image, (15, 15), 2.6))
+    if "gray" in kind:
+        g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None].repeat(3, 2)
+        img = np.where(m, img, g)
+    if kind == "black":
+        img = np.where(m, img, 0).astype(np.uint8)
+    if "circle" in kind:
+        img = np.ascontiguousarray(img)
+        centre, axes = ellipse_params(mask)
+        cv2.ellipse(img, centre, axes, 0, 0, 360, (255, 0, 0), 1)
+    return img
+
+
+def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
+    a = (np.stack(images).astype(np.float32) / 255.0 - MEAN) / STD
+    return torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()
+
+
+# --------------------------------------------------------------------------------------
+# data
+# --------------------------------------------------------------------------------------
+def make_batch(seed: int, step: int, batch_size: int, size: int, bg_prompt_p: float = 0.15):
+    """Deterministic batch for a step: raw scenes + one visually prompted copy of each."""
+    raw, multi, prompted, ptarget = [], [], [], []
+    for j in range(batch_size):
+        ss = np.random.SeedSequence([seed, 0, step * batch_size + j])
+        scene_ss, aug_ss = ss.spawn(2)
+        sc = render_scene(scene_ss, size)
+        rng = np.random.default_rng(aug_ss)
+        y = np.zeros(len(LABELS), np.float32)
+        for cls, _m in sc["objects"]:
+            y[cls - 1] = 1.0
+        y[C + TEXTURES.index(sc["texture"])] = 1.0
+        raw.append(sc["image"])
+        multi.append(y)
+        objs = [(c, m) for c, m in sc["objects"] if m.sum() >= 12]
+        bg = sc["target"] == 0
+        if not objs or (rng.uniform() < bg_prompt_p and bg.sum() >= 12):
+            mask, t = bg, C + TEXTURES.index(sc["texture"])
+        else:
+            cls, mask = objs[rng.integers(len(objs))]
+            t = cls - 1
+        kind = PROMPT_TYPES[rng.choice(len(PROMPT_TYPES), p=PROMPT_PROBS)]
+        prompted.append(apply_prompt(sc["image"], mask, kind))
+        ptarget.append(t)
+    return to_tensor(raw), torch.from_numpy(np.stack(multi)), to_tensor(prompted), torch.tensor(ptarget)
+
+
+class BatchStream(torch.utils.data.Dataset):
+    def __init__(self, seed, steps, batch_size, size, start=0):
+        self.seed, self.steps, self.batch_size, self.size, self.start = seed, steps, batch_size, size, start
+
+    def __len__(self):
+        return self.steps - self.start
+
+    def __getitem__(self, i):
+        return make_batch(self.seed, self.start + i, self.batch_size, self.size)
+
+
+# --------------------------------------------------------------------------------------
+# training
+# --------------------------------------------------------------------------------------
+def sample_templates(rng: np.random.Generator, n: int) -> list[str]:
+    return [TRAIN_TEMPLATES[k] for k in rng.integers(len(TRAIN_TEMPLATES), size=n)]
+
+
+def compute_loss(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0):
+    raw, multi, prompted, ptarget = batch
+    nb = raw.shape[0]
+    cls_l, mean_l, cls_p = visual_paths(model.visual, torch.cat([raw, prompted]))
+    scale = model.logit_scale.exp()
+    t1 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
+    t2 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
+    t3 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
+
+    def sig(f, t):
+        logits = scale * f @ t.T + bias
+        return F.binary_cross_entropy_with_logits(logits, multi, reduction="sum") / nb
+
+    l_c = sig(cls_l[:nb], t1)
+    l_a = sig(mean_l[:nb], t2)
+    l_b_raw = sig(cls_p[:nb], t3)
+    l_b = F.cross_entropy(scale * cls_p[nb:] @ t1.T, ptarget)
+    loss = l_c + l_a + 0.5 * l_b_raw + w_prompt * 2.0 * l_b
+    parts = {"c": l_c.item(), "a": l_a.item(), "b_raw": l_b_raw.item(), "b": l_b.item()}
+    return loss, parts
+
+
+def make_optimizer(model, bias, lr, wd):
+    decay, no_decay = [], []
+    for n, p in model.named_parameters():
+        if p.ndim < 2 or "embedding" in n or "logit_scale" in n or n.endswith(".bias"):
+            no_decay.append(p)
+        else:
+            decay.append(p)
+    return torch.optim.AdamW(
+        [{"params": decay, "weight_decay": wd}, {"params": no_decay + [bias], "weight_decay": 0.0}],
+        lr=lr,
+        betas=(0.9, 0.98),
+        eps=1e-6,
+    )
+
+
+def lr_at(step, steps, lr, warmup):
+    if step < warmup:
+        return lr * (step + 1) / warmup
+    p = (step - warmup) / max(1, steps - warmup)
+    return lr * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def train(
+    steps=1000,
+    batch_size=64,
+    seed=0,
+    lr=2e-3,
+    wd=0.05,
+    warmup=None,
+    size=64,
+    workers=1,
+    log_every=50,
+    eval_every=0,
+    time_limit=None,
+    fixed_batch=False,
+    log=print,
+):
+    torch.manual_seed(seed)
+    model, tokenizer = build_model()
+    model.train()
+    with torch.no_grad():
+        model.logit_scale.fill_(math.log(10.0))
+    bias = torch.nn.Parameter(torch.tensor(-4.0))
+    opt = make_optimizer(model, bias, lr, wd)
+    warmup = warmup if warmup is not None else max(1, min(300, steps // 20))
+    rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    if fixed_batch:
+        b0 = make_batch(seed, 0, batch_size, size)
+        loader = (b0 for _ in range(steps))
+    elif workers > 0:
+        loader = torch.utils.data.DataLoader(
+            BatchStream(seed, steps, batch_size, size), batch_size=None, shuffle=False, num_workers=workers,
+            prefetch_factor=4, persistent_workers=False,
+        )
+    else:
+        loader = (make_batch(seed, s, batch_size, size) for s in range(steps))
+    history = []
+    t0 = time.time()
+    ema = None
+    step = 0
+    for step, batch in enumerate(loader):
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, warmup)
+        loss, parts = compute_loss(model, tokenizer, bias, batch, rng)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(list(model.parameters()) + [bias], 1.0)
+        opt.step()
+        with torch.no_grad():
+            model.logit_scale.clamp_(0, math.log(100.0))
+        history.append(loss.item())
+        ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+        if log_every and (step % log_every == 0 or step == steps - 1):
+            log(
+                f"step {step:5d} loss {loss.item():.4f} ema {ema:.4f} "
+                + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
+                + f" scale {model.logit_scale.exp().item():.1f} bias {bias.item():.2f} t {time.time() - t0:.0f}s"
+            )
+        if eval_every and step and step % eval_every == 0:
+            log(json.dumps(evaluate(model, tokenizer, size=size, n_single=200, n_multi=100)))
+            model.train()
+        if time_limit and time.time() - t0 > time_limit:
+            log(f"time limit reached at step {step}")
+            break
+    return model, tokenizer, {"history": history, "steps": step + 1, "seconds": time.time() - t0, "ema": ema}
+
+
+# --------------------------------------------------------------------------------------
+# evaluation
+# --------------------------------------------------------------------------------------
+@torch.no_grad()
+def evaluate(model, tokenizer, size=64, seed=0, n_single=500, n_multi=300, bs=100):
+    """Zero-shot accuracies on val-stream scenes (disjoint from training seeds)."""
+    model.eval()
+    tcls = template_avg_text(model, tokenizer, CLASSES)
+    tall = template_avg_text(model, tokenizer, LABELS)
+    # single-object scenes
+    imgs, ys = [], []
+    for i in range(n_single):
+        sc = render_scene(np.random.SeedSequence([seed, 1, 1, i]), size, num_objects=1)
+        imgs.append(sc["image"])
+        ys.append(sc["objects"][0][0] - 1)
+    ys = torch.tensor(ys)
+    preds = {"c": [], "a": [], "b": [], "b_raw_name": []}
+    traw = F.normalize(model.encode_text(tokenizer(CLASSES)), dim=-1)
+    for k in range(0, n_single, bs):
+        cls_l, mean_l, cls_p = visual_paths(model.visual, to_tensor(imgs[k : k + bs]))
+        preds["c"].append((cls_l @ tcls.T).argmax(1))
+        preds["a"].append((mean_l @ tcls.T).argmax(1))
+        preds["b"].append((cls_p @ tcls.T).argmax(1))
+        preds["b_raw_name"].append((mean_l @ traw.T).argmax(1))
+    res = {f"single_{k}": float((torch.cat(v) == ys).float().mean()) for k, v in preds.items()}
+    # visually prompted ground-truth masks in multi-object val scenes
+    per_kind = {k: ([], []) for k in ["circle_blur", "circle", "blur", "gray"]}
+    for i in range(n_multi):
+        sc = render_scene(np.random.SeedSequence([seed, 1, i]), size)  # = ShapesDataset("val")[i]
+        for cls, m in sc["objects"]:
+            if m.sum() < 12:
+                continue
+            for kind, (ims, yy) in per_kind.items():
+                ims.append(apply_prompt(sc["image"], m, kind))
+                yy.append(cls - 1)
+    for kind, (ims, yy) in per_kind.items():
+        p, p_all = [], []
+        for k in range(0, len(ims), bs):
+            _, _, cls_p = visual_paths(model.visual, to_tensor(ims[k : k + bs]))
+            p.append((cls_p @ tcls.T).argmax(1))
+            p_all.append((cls_p @ tall.T).argmax(1))
+        yy = torch.tensor(yy)
+        res[f"prompted_{kind}"] = float((torch.cat(p) == yy).float().mean())
+        res[f"prompted_{kind}_with_textures"] = float((torch.cat(p_all) == yy).float().mean())
+    res["n_prompted_masks"] = len(per_kind["circle"][1])
+    return res
+
+
+def save_weights(model, path: Path) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sd = {k: v.detach().to(torch.float16) if v.is_floating_point() else v for k, v in model.state_dict().items()}
+    torch.save(sd, path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--steps", type=int, default=6000)
+    ap.add_argument("--batch-size", type=int, default=64)
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--wd", type=float, default=0.05)
+    ap.add_argument("--size", type=int, default=64)
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--workers", type=int, default=1, help="data-rendering worker processes (0 = inline)")
+    ap.add_argument("--out", type=str, default=None, help="where to save fp16 weights (.pt)")
+    ap.add_argument("--eval-every", type=int, default=0)
+    ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    ap.add_argument("--no-eval", action="store_true")
+    ap.add_argument("--smoke", action="store_true", help="5 quick steps (CI)")
+    args = ap.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    if args.smoke:
+        args.steps, args.batch_size, args.workers, args.no_eval = 5, 8, 0, True
+    model, tokenizer, info = train(
+        steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr=args.lr, wd=args.wd, size=args.size,
+        workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
+        time_limit=args.time_limit,
+    )
+    print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
+    if not args.no_eval:
+        t = time.time()
+        res = evaluate(model, tokenizer, size=args.size)
+        print("EVAL " + json.dumps(res) + f" ({time.time() - t:.0f}s)")
+    if args.out:
+        digest = save_weights(model, Path(args.out))
+        print(f"saved {args.out} ({os.path.getsize(args.out)} bytes) sha256 {digest}")
+    return model, info
+
+
+if __name__ == "__main__":
+    main()
