@@ -14,7 +14,8 @@ from car.method.postprocess import DenseCRF
 from car.method.prompts import VisualPrompt
 from car.method.proposals import ProposalGenerator
 from car.method.recurrence import CaR
-from car.method.segmenter import QueryPass, SemanticCaR
+from car.method.segmenter import QueryPass, ReferringCaR, SemanticCaR
+from car.metrics import ConfusionMatrix, ReferringIoU
 from car.method.text import TextEncoder
 
 
@@ -36,8 +37,13 @@ def load_backbones(cfg: DictConfig, device: str | torch.device = "cpu") -> tuple
     return proposal, load_clip(cfg.backbone.classifier, device, role="classifier")
 
 
+def is_referring(cfg: DictConfig) -> bool:
+    return cfg.dataset.get("task", "semantic") == "referring"
+
+
 def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel) -> CaR:
     c, q = cfg.car, cfg.car.quirks
+    referring = is_referring(cfg)
     proposals = ProposalGenerator(proposal_clip, lam=c["lambda"], affinity_layers=c.affinity_layers,
                                   box_clamp=q.box_clamp, posemb_fp16_round=q.posemb_fp16_round,
                                   chunk_size=c.chunk_size)
@@ -46,7 +52,9 @@ def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipMo
     prompt = VisualPrompt(list(c.prompts), eta=c.eta, gray_weights=q.gray_weights)
     return CaR(proposals, classifier, prompt, TextEncoder(proposal_clip), theta=c.theta,
                background_words=list(c.background_words), cam_text_after_first=q.cam_text_after_first,
-               max_iterations=c.max_iterations, legacy_unfiltered_templates=q.legacy_unfiltered_templates)
+               max_iterations=c.max_iterations, legacy_unfiltered_templates=q.legacy_unfiltered_templates,
+               compete=not referring,
+               char_filter_bug=referring and not c.templates and q.refer_text_filter == "official_chars")
 
 
 def build_crf(cfg: DictConfig) -> DenseCRF | None:
@@ -58,9 +66,13 @@ def build_crf(cfg: DictConfig) -> DenseCRF | None:
                     bilateral_compat=k.bilateral_compat, image_mode=k.image)
 
 
-def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel) -> SemanticCaR:
-    """Queries and label ids come from the dataset config (`queries` for ids 1..K, or `passes`)."""
+def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel):
+    """Semantic: queries and label ids from the dataset config (`queries` for ids 1..K, or
+    `passes`). Referring: queries are each sample's sentences."""
     d = cfg.dataset
+    if is_referring(cfg):
+        return ReferringCaR(build_car(cfg, proposal_clip, classifier_clip), build_crf(cfg),
+                            bg_factor=cfg.car.crf.bg_factor, crf_onehot_fixed=cfg.car.quirks.crf_onehot_fixed)
     if d.get("passes"):
         passes = [QueryPass(list(p.queries), list(p.label_ids), p.get("background_words"), p.get("prompts"))
                   for p in d.passes]
@@ -72,6 +84,12 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
     background = d.get("bg_protocol") != "standard"
     return SemanticCaR(build_car(cfg, proposal_clip, classifier_clip), passes, build_crf(cfg),
                        bg_factor=cfg.car.crf.bg_factor, background=background)
+
+
+def build_metric(cfg: DictConfig):
+    if is_referring(cfg):
+        return ReferringIoU()
+    return ConfusionMatrix(cfg.dataset.num_classes, ignore_index=cfg.dataset.ignore_index)
 
 
 def build_loggers(cfg: DictConfig) -> list:

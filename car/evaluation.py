@@ -7,18 +7,44 @@ import time
 from pathlib import Path
 
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from car.build import build_dataset, build_loggers, build_segmenter, build_trainer, load_backbones
+from car.build import (build_dataset, build_loggers, build_metric, build_segmenter, build_trainer, is_referring,
+                       load_backbones)
 from car.data.common import list_collate
 from car.metrics import segmentation_scores
 from car.predictor import CarPredictor
-from car.results import build_metrics, comparison_table, per_class_table, write_outputs
+from car.results import build_metrics, print_summary, write_outputs
 from car.viz import save_overlays
 
 log = logging.getLogger(__name__)
+
+
+def semantic_scores(cfg: DictConfig, confmat) -> dict:
+    """The configured rule, plus every (average, protocol) pair that applies, by name."""
+    names = list(cfg.dataset.class_names)
+    scores = segmentation_scores(confmat, average=cfg.dataset.average, bg_protocol=cfg.dataset.bg_protocol,
+                                 class_names=names)
+    protocols = [None] if cfg.dataset.bg_protocol is None else ["car", "standard"]
+    scores["all_rules"] = {
+        f"{average}/{protocol or 'with_background'}":
+            segmentation_scores(confmat, average=average, bg_protocol=protocol, class_names=names)["miou"]
+        for average in ("gt_present", "union_present") for protocol in protocols
+    }
+    scores["confusion_matrix"] = confmat.tolist()
+    return scores
+
+
+def referring_summary(cfg: DictConfig, scores: dict) -> dict:
+    unit = cfg.dataset.loader.unit
+    scores["unit"] = unit
+    scores["unit_note"] = (
+        "object: one CaR run per referred object over all its sentences (official CaR); its mask is "
+        "scored once per sentence, so every sentence counts once" if unit == "object" else
+        "sentence: one CaR run per sentence (standard RIS protocol); every sentence counts once"
+    )
+    return scores
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -29,37 +55,30 @@ def evaluate(cfg: DictConfig) -> dict:
     dataset = build_dataset(cfg)
     proposal_clip, classifier_clip = load_backbones(cfg)
     segmenter = build_segmenter(cfg, proposal_clip, classifier_clip)
-    predictor = CarPredictor(segmenter, [proposal_clip.model, classifier_clip.model], cfg.dataset.num_classes,
-                             ignore_index=cfg.dataset.ignore_index, keep_examples=cfg.num_overlays)
+    predictor = CarPredictor(segmenter, [proposal_clip.model, classifier_clip.model], build_metric(cfg),
+                             keep_examples=cfg.num_overlays)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
     trainer.predict(predictor, dataloaders=loader, return_predictions=False)
 
-    confmat = predictor.confmat.compute().cpu()
-    names = list(cfg.dataset.class_names)
-    rules = {}
-    for average in ("gt_present", "union_present"):
-        for protocol in ([cfg.dataset.bg_protocol] if cfg.dataset.bg_protocol is None else ["car", "standard"]):
-            key = f"{average}/{protocol or 'with_background'}"
-            rules[key] = segmentation_scores(confmat, average=average, bg_protocol=protocol, class_names=names)["miou"]
-    scores = segmentation_scores(confmat, average=cfg.dataset.average, bg_protocol=cfg.dataset.bg_protocol,
-                                 class_names=names)
-    metrics = build_metrics(cfg, scores, rules, num_images=int(len(predictor.per_image)),
-                            elapsed=time.perf_counter() - start, car_seconds=predictor.seconds,
-                            per_image=predictor.per_image)
-    metrics["confusion_matrix"] = confmat.tolist()
+    computed = predictor.metric.compute()
+    if is_referring(cfg):
+        scores = referring_summary(cfg, {k: v for k, v in computed.items()})
+        class_names = ["background", "referred object"]
+    else:
+        scores = semantic_scores(cfg, computed.cpu())
+        class_names = list(cfg.dataset.class_names)
+    metrics = build_metrics(cfg, scores, num_images=len(predictor.per_image), elapsed=time.perf_counter() - start,
+                            car_seconds=predictor.seconds, per_image=predictor.per_image)
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)
-        save_overlays(predictor.examples, names, out_dir / "overlays")
+        save_overlays(predictor.examples, class_names, out_dir / "overlays")
         for logger in loggers:
             logger.log_hyperparams({"dataset": cfg.dataset.name, "backbone": cfg.backbone.name,
                                     "eta": cfg.car.eta, "theta": cfg.car.theta, "lambda": cfg.car["lambda"]})
-            logger.log_metrics({"miou": metrics["miou"], "pixel_accuracy": metrics["pixel_accuracy"]})
+            logger.log_metrics({k: v for k, v in metrics.items() if k in ("miou", "oiou", "pixel_accuracy")})
             logger.save()
-        print(per_class_table(metrics))
-        print(comparison_table(metrics))
+        print_summary(metrics)
         log.info("wrote %s", path)
     return metrics
-
-

@@ -2,7 +2,7 @@
 
 Lightning gives device placement, DDP sharding and progress bars; nothing here trains. The
 Trainer must be built with `inference_mode=False` (gradCAM needs autograd). Metrics are read
-after `trainer.predict` from `self.confmat` (a torchmetrics state, summed across DDP ranks),
+after `trainer.predict` from `self.metric` (a torchmetrics state, summed across DDP ranks),
 not through `self.log`, which predict does not support.
 """
 
@@ -14,17 +14,15 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 
-from car.metrics import ConfusionMatrix
-from car.method.segmenter import SemanticCaR
+import torchmetrics
 
 
 class CarPredictor(pl.LightningModule):
-    def __init__(self, segmenter: SemanticCaR, models: list[torch.nn.Module], num_classes: int,
-                 ignore_index: int = 255, keep_examples: int = 0):
+    def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0):
         super().__init__()
         self.segmenter = segmenter
         self.clips = torch.nn.ModuleList(dict.fromkeys(models))  # registered so Lightning moves them
-        self.confmat = ConfusionMatrix(num_classes, ignore_index=ignore_index)
+        self.metric = metric  # ConfusionMatrix (semantic) or ReferringIoU (referring)
         self.keep_examples = keep_examples
         self.examples: list[dict] = []  # first images with their predictions, for overlays
         self.per_image: list[dict] = []
@@ -33,10 +31,12 @@ class CarPredictor(pl.LightningModule):
     def predict_step(self, batch: list[dict], batch_idx: int) -> None:
         for sample in batch:
             start = time.perf_counter()
-            pred, info = self.segmenter(sample["image"])  # [H, W] int64
+            pred, info = self.segmenter(sample)  # [H, W] int64 label map or binary mask
             self.seconds += time.perf_counter() - start
             target = torch.from_numpy(np.ascontiguousarray(sample["target"])).to(self.device)
-            self.confmat.update(torch.from_numpy(pred).to(self.device), target)
+            # referring: the unit's prediction counts once per sentence (see car/metrics/referring.py)
+            weight = {"weight": float(len(sample["sentences"]))} if "sentences" in sample else {}
+            self.metric.update(torch.from_numpy(pred).to(self.device), target, **weight)
             self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"]})
             if len(self.examples) < self.keep_examples:
                 self.examples.append({"image_id": sample["image_id"], "image": sample["image"],

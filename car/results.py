@@ -30,27 +30,33 @@ def load_published(results_dir: str | Path) -> dict:
 
 
 def published_row(cfg: DictConfig) -> dict | None:
+    """The paper's entry for this run: `dataset.published_key` is a path like `voc21` (semantic
+    table) or `refcoco/val` (referring table)."""
     key = cfg.dataset.get("published_key")
-    return load_published(cfg.paths.results_dir).get("car", {}).get("semantic", {}).get(key) if key else None
+    if not key:
+        return None
+    section = "referring" if cfg.dataset.get("task") == "referring" else "semantic"
+    node = load_published(cfg.paths.results_dir).get("car", {}).get(section, {})
+    for part in str(key).split("/"):
+        node = node.get(part) if isinstance(node, dict) else None
+    if isinstance(node, (int, float)):
+        node = {"miou": float(node)}
+    return node
 
 
-def build_metrics(cfg: DictConfig, scores: dict, all_scores: dict, num_images: int, elapsed: float,
-                  car_seconds: float, per_image: list[dict]) -> dict:
-    steps = [sum(p["steps"]) for p in per_image]
-    return {
+def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float, car_seconds: float,
+                  per_image: list[dict]) -> dict:
+    steps = [s for p in per_image for s in p["steps"]]
+    head = {
         "dataset": cfg.dataset.name,
+        "task": cfg.dataset.get("task", "semantic"),
         "split": cfg.dataset.loader.get("split"),
         "backbone": {"name": cfg.backbone.name, "proposal": cfg.backbone.proposal.arch,
                      "classifier": cfg.backbone.classifier.arch,
                      "pretrained": [cfg.backbone.proposal.pretrained, cfg.backbone.classifier.pretrained]},
         "num_images": num_images,
-        "miou": scores["miou"],
-        "average": scores["average"],
-        "bg_protocol": scores["bg_protocol"],
-        "pixel_accuracy": scores["pixel_accuracy"],
-        "mean_accuracy": scores["mean_accuracy"],
-        "per_class_iou": scores["per_class_iou"],
-        "all_rules": all_scores,
+    }
+    tail = {
         "published": published_row(cfg),
         "mean_steps": sum(steps) / max(len(steps), 1),
         "elapsed_s": round(elapsed, 3),
@@ -59,32 +65,45 @@ def build_metrics(cfg: DictConfig, scores: dict, all_scores: dict, num_images: i
         "date": time.strftime("%Y-%m-%d %H:%M:%S"),
         "config": OmegaConf.to_container(cfg, resolve=True),
     }
+    return {**head, **scores, **tail}
 
 
 def per_class_table(metrics: dict) -> str:
     lines = ["| class | IoU |", "|---|---|"]
-    for name, iou in metrics["per_class_iou"].items():
+    for name, iou in metrics.get("per_class_iou", {}).items():
         lines.append(f"| {name} | {'—' if iou is None else f'{iou:.2f}'} |")
     return "\n".join(lines)
 
 
+def rule_name(metrics: dict) -> str:
+    if metrics["task"] == "referring":
+        return f"referring mIoU, unit={metrics['unit']}"
+    protocol = f", bg_protocol={metrics['bg_protocol']}" if metrics.get("bg_protocol") else ""
+    return f"{metrics['average']}{protocol}"
+
+
 def comparison_table(metrics: dict) -> str:
-    pub = metrics.get("published") or {}
-    paper = pub.get("miou")
+    paper = (metrics.get("published") or {}).get("miou")
     delta = "—" if paper is None else f"{metrics['miou'] - paper:+.2f}"
-    rule = f"{metrics['average']}" + (f", bg_protocol={metrics['bg_protocol']}" if metrics["bg_protocol"] else "")
-    lines = [
-        f"| dataset | backbone | images | mIoU ({rule}) | paper | Δ |",
-        "|---|---|---|---|---|---|",
+    extra = f" oIoU {metrics['oiou']:.2f} |" if "oiou" in metrics else ""
+    return "\n".join([
+        f"| dataset | backbone | images | mIoU ({rule_name(metrics)}) | paper | Δ |{' oIoU |' if extra else ''}",
+        "|---|---|---|---|---|---|" + ("---|" if extra else ""),
         f"| {metrics['dataset']} | {metrics['backbone']['name']} | {metrics['num_images']} | {metrics['miou']:.2f} | "
-        f"{'—' if paper is None else paper} | {delta} |",
-    ]
-    return "\n".join(lines)
+        f"{'—' if paper is None else paper} | {delta} |{extra}",
+    ])
+
+
+def print_summary(metrics: dict) -> None:
+    if metrics.get("per_class_iou"):
+        print(per_class_table(metrics))
+    print(comparison_table(metrics))
 
 
 def write_outputs(metrics: dict, out_dir: str | Path) -> Path:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
-    (out_dir / "per_class_iou.md").write_text(per_class_table(metrics) + "\n")
+    if metrics.get("per_class_iou"):
+        (out_dir / "per_class_iou.md").write_text(per_class_table(metrics) + "\n")
     return out_dir / "metrics.json"

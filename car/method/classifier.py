@@ -70,14 +70,15 @@ class MaskClassifier:
             out.append(encode_cls(self.clip.visual, batch.to(self.clip.device), self.skip_last_block).float())
         return torch.cat(out)
 
-    def text_matrix(self, queries: list[str]) -> torch.Tensor:
-        """[T, J, D] embeddings of every template filled with every query."""
-        flat = [fill(t, q) for t in self.templates for q in queries]
-        return self.text(flat).reshape(len(self.templates), len(queries), -1)
-
     def __call__(self, images: list[np.ndarray], queries: list[str]) -> torch.Tensor:
         """images: K prompted images, image k made from query k's map; queries: the J >= K
         query strings competing in the softmax (J = K except under quirk Q15). -> scores [K]."""
-        q = double_softmax_scores(self.encode_images(images), self.text_matrix(queries), self.clip.logit_scale)
+        return self.score(images, [[fill(t, q) for q in queries] for t in self.templates])
+
+    def score(self, images: list[np.ndarray], texts: list[list[str]]) -> torch.Tensor:
+        """Scores from an explicit text table texts[t][j] (template t, query j). -> [K] diagonal."""
+        flat = [text for row in texts for text in row]
+        text_emb = self.text(flat).reshape(len(texts), len(texts[0]), -1)  # [T, J, D]
+        q = double_softmax_scores(self.encode_images(images), text_emb, self.clip.logit_scale)  # [K, J]
         k = len(images)
         return q[torch.arange(k), torch.arange(k)].cpu()

@@ -63,11 +63,17 @@ class CaR:
             steps and output that step's maps for all its live queries (1 = no recurrence).
         legacy_unfiltered_templates: quirk Q15 of the 2024 revision (classifier texts not pruned).
         compete: True = queries compete in one gradCAM softmax (semantic); False = referring mode.
+        char_filter_bug: quirk Q35 (referring configs, no template list): from step 2 on the official
+            code filters the flat classifier string list as if it were per-template lists, so the
+            classifier sees, for every ORIGINAL expression t, the characters of
+            "a clean origami {t}." at the original indices of the live expressions, and takes a
+            double softmax over those "templates". Positions past the string's end give "".
     """
 
     def __init__(self, proposals: ProposalGenerator, classifier: MaskClassifier, prompt: VisualPrompt,
                  proposal_text: TextEncoder, theta: float, background_words, cam_text_after_first: str = "origami",
-                 max_iterations: int | None = None, legacy_unfiltered_templates: bool = False, compete: bool = True):
+                 max_iterations: int | None = None, legacy_unfiltered_templates: bool = False, compete: bool = True,
+                 char_filter_bug: bool = False):
         self.proposals = proposals
         self.classifier = classifier
         self.prompt = prompt
@@ -78,6 +84,7 @@ class CaR:
         self.max_iterations = max_iterations
         self.legacy_unfiltered_templates = legacy_unfiltered_templates
         self.compete = compete
+        self.char_filter_bug = char_filter_bug
 
     def __call__(self, image: np.ndarray, queries: list[str], background_words=None, prompt_types=None) -> CarResult:
         """image [H, W, 3] uint8 RGB; queries: K0 strings. Background words and prompt types may be
@@ -97,8 +104,13 @@ class CaR:
                 previous.history = history
                 return previous
             images = prompt.batch(image, maps)
-            competing = queries if self.legacy_unfiltered_templates else [queries[i] for i in live]
-            scores = self.classifier(images, competing)  # [K]
+            if self.char_filter_bug and len(history) >= 2:
+                strings = [origami(q) for q in queries]
+                table = [[s[i] if i < len(s) else "" for i in live] for s in strings]  # [K0][K] characters
+                scores = self.classifier.score(images, table)
+            else:
+                competing = queries if self.legacy_unfiltered_templates else [queries[i] for i in live]
+                scores = self.classifier(images, competing)  # [K]
             result = CarResult(maps=maps, live=list(live), scores=scores.numpy().astype(np.float32), history=history)
             keep = prune(scores, self.theta)
             if len(keep) == n_last or (self.max_iterations and len(history) >= self.max_iterations):

@@ -1,4 +1,9 @@
-"""CaR as a semantic segmenter: queries = class names, output = a label map (CAR_SPEC §7.3, §7.4)."""
+"""CaR as a segmenter of one dataset sample.
+
+* `SemanticCaR`: queries = class names, output = a label map (CAR_SPEC §7.3, §7.4).
+* `ReferringCaR`: queries = the expressions of one referred object (or one sentence), output =
+  one binary mask by score-weighted vote (CAR_SPEC §8).
+"""
 
 from __future__ import annotations
 
@@ -6,13 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from car.method.postprocess import DenseCRF, paint_label_map, semantic_masks
+from car.method.postprocess import DenseCRF, binary_mask, paint_label_map, semantic_masks
 from car.method.recurrence import CaR
+from car.method.text import clean_referring_expression
 
 
 @dataclass
 class QueryPass:
-    """One CaR run over a set of classes (Pascal Context has a things pass and a stuff pass)."""
+    """One CaR run over a set of classes (Pascal Context has a stuff pass and a things pass)."""
 
     queries: list[str]  # class-name strings as CaR sees them
     label_ids: list[int]  # label id of each query in the dataset's label map
@@ -24,6 +30,7 @@ class SemanticCaR:
     """Runs CaR pass(es) on an image and paints the label map.
 
     Later passes paint on top of earlier ones (Context: stuff first, then things).
+    background=False drops the CRF background channel (the peers' no-background protocol).
     """
 
     def __init__(self, car: CaR, passes: list[QueryPass], crf: DenseCRF | None, bg_factor: float = 1.0,
@@ -34,8 +41,9 @@ class SemanticCaR:
         self.bg_factor = bg_factor
         self.background = background
 
-    def __call__(self, image: np.ndarray) -> tuple[np.ndarray, dict]:
-        """image [H, W, 3] uint8 -> (label map [H, W] int64, info for logging)."""
+    def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
+        """sample["image"] [H, W, 3] uint8 -> (label map [H, W] int64, info for logging)."""
+        image = sample["image"]
         label_map = np.zeros(image.shape[:2], dtype=np.int64)
         info = {"steps": [], "kept": []}
         for qp in self.passes:
@@ -46,3 +54,50 @@ class SemanticCaR:
             info["steps"].append(result.steps)
             info["kept"].append(ids)
         return label_map, info
+
+
+class ReferringCaR:
+    """CaR over the expressions of one evaluation unit, merged into one mask.
+
+    Each surviving expression gets its own two-class CRF mask (§7.2); the final mask is the
+    score-weighted vote Σ s_k m_k / Σ s_k >= vote_threshold, or, if that covers <= min_area of
+    the image, the union of the surviving masks.
+    crf_onehot_fixed=False reproduces quirk Q19: an expression whose CRF mask is empty is dropped
+    and the later masks shift onto the earlier expressions' scores.
+    """
+
+    def __init__(self, car: CaR, crf: DenseCRF | None, bg_factor: float = 1.0, vote_threshold: float = 0.5,
+                 min_area: float = 0.05, crf_onehot_fixed: bool = True):
+        self.car = car
+        self.crf = crf
+        self.bg_factor = bg_factor
+        self.vote_threshold = vote_threshold
+        self.min_area = min_area
+        self.crf_onehot_fixed = crf_onehot_fixed
+
+    def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
+        image = sample["image"]
+        sentences = [clean_referring_expression(s) for s in sample["sentences"]]
+        result = self.car(image, sentences)
+        masks = [binary_mask(image, m, self.crf, self.bg_factor) for m in result.maps]  # K x [H, W] bool
+        if not self.crf_onehot_fixed:
+            masks = [m for m in masks if m.any()]
+        scores = result.scores[: len(masks)]
+        mask = merge_expression_masks(masks, scores, self.vote_threshold, self.min_area, image.shape[:2])
+        info = {"steps": [result.steps], "kept": [[sample.get("sentence_ids", list(range(len(sentences))))[i]
+                                                   for i in result.live]]}
+        return mask.astype(np.int64), info
+
+
+def merge_expression_masks(masks: list[np.ndarray], scores: np.ndarray, vote_threshold: float, min_area: float,
+                           shape: tuple[int, int]) -> np.ndarray:
+    """§8 final mask from surviving expressions' masks and scores. -> [H, W] bool."""
+    if not masks:
+        return np.zeros(shape, dtype=bool)
+    stack = np.stack(masks).astype(np.float64)  # [K, H, W]
+    weights = np.asarray(scores, dtype=np.float64)
+    vote = np.tensordot(weights, stack, axes=1) / max(weights.sum(), 1e-12)  # [H, W]
+    mask = vote >= vote_threshold
+    if mask.mean() <= min_area:
+        mask = stack.any(axis=0)
+    return mask

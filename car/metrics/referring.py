@@ -1,0 +1,65 @@
+"""Referring-segmentation metrics (CAR_SPEC §8): mIoU, oIoU and precision@X over evaluation units.
+
+Each evaluation unit (a referred object with all its sentences, or one sentence) has one
+predicted binary mask. Its IoU counts `weight` times; the evaluator passes the number of
+sentences of the unit, so every sentence counts once whatever the unit:
+
+    mIoU = Σ w·IoU / Σ w            (IoU = 0 when the union is empty)
+    oIoU = Σ w·|P∩G| / Σ w·|P∪G|    ("cumulative" / overall IoU)
+    P@t  = Σ w·[IoU ≥ t] / Σ w      for t in 0.5 … 0.9
+"""
+
+from __future__ import annotations
+
+import torch
+import torchmetrics
+
+PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+
+
+class ReferringIoU(torchmetrics.Metric):
+    is_differentiable = False
+    higher_is_better = True
+    full_state_update = False
+
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
+        zero = torch.tensor(0.0, dtype=torch.float64)
+        for name in ("iou_sum", "weight_sum", "inter_sum", "union_sum"):
+            self.add_state(name, default=zero.clone(), dist_reduce_fx="sum")
+        self.add_state("hits", default=torch.zeros(len(PRECISION_THRESHOLDS), dtype=torch.float64),
+                       dist_reduce_fx="sum")
+        self.add_state("units", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+
+    def update(self, pred: torch.Tensor, target: torch.Tensor, weight: float = 1.0) -> None:
+        """pred, target: [H, W] binary masks of one unit (target values other than 0/1 are ignored)."""
+        if pred.shape != target.shape:
+            raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+        valid = (target == 0) | (target == 1)
+        p, g = pred.bool() & valid, (target == 1)
+        inter = (p & g).sum().double()
+        union = (p | g).sum().double()
+        iou = inter / union if union > 0 else torch.zeros((), dtype=torch.float64, device=union.device)
+        self.iou_sum += weight * iou
+        self.weight_sum += weight
+        self.inter_sum += weight * inter
+        self.union_sum += weight * union
+        self.hits += weight * (iou >= torch.tensor(PRECISION_THRESHOLDS, dtype=torch.float64, device=iou.device))
+        self.units += 1
+
+    def compute(self) -> dict:
+        return referring_scores(self.iou_sum, self.weight_sum, self.inter_sum, self.union_sum, self.hits, self.units)
+
+
+def referring_scores(iou_sum, weight_sum, inter_sum, union_sum, hits, units) -> dict:
+    """Percent scores from the summed states."""
+    w = float(weight_sum)
+    out = {
+        "miou": 100.0 * float(iou_sum) / w if w else 0.0,
+        "oiou": 100.0 * float(inter_sum) / float(union_sum) if float(union_sum) else 0.0,
+        "num_units": int(units),
+        "num_sentences": int(round(w)),
+    }
+    for t, h in zip(PRECISION_THRESHOLDS, hits.tolist()):
+        out[f"precision@{t}"] = 100.0 * h / w if w else 0.0
+    return out
