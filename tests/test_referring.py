@@ -1,0 +1,111 @@
+"""Referring mode: metrics by hand, the final-mask vote, and the official quirks Q19/Q35."""
+
+import numpy as np
+import pytest
+import torch
+
+from car.method.prompts import VisualPrompt
+from car.method.recurrence import CaR, CarResult
+from car.method.segmenter import ReferringCaR, merge_expression_masks
+from car.metrics import ReferringIoU
+
+
+def mask(rows, cols, shape=(4, 4)):
+    m = torch.zeros(shape, dtype=torch.int64)
+    m[rows, cols] = 1
+    return m
+
+
+def test_referring_metrics_by_hand():
+    metric = ReferringIoU()
+    # unit 1: pred 4 px, gt 4 px, overlap 2 -> IoU 2/6; weight 2 (two sentences)
+    metric.update(mask(slice(0, 2), slice(0, 2)), mask(slice(0, 2), slice(1, 3)), weight=2)
+    # unit 2: perfect, 8 px -> IoU 1; weight 1
+    metric.update(mask(slice(0, 2), slice(0, 4)), mask(slice(0, 2), slice(0, 4)), weight=1)
+    # unit 3: empty prediction and empty GT -> IoU 0 (empty union), weight 1
+    metric.update(torch.zeros(4, 4, dtype=torch.int64), torch.zeros(4, 4, dtype=torch.int64), weight=1)
+    out = metric.compute()
+    assert out["miou"] == pytest.approx(100 * (2 * 2 / 6 + 1 + 0) / 4)
+    # oIoU = Σ w·I / Σ w·U = (2·2 + 8) / (2·6 + 8) = 12 / 20
+    assert out["oiou"] == pytest.approx(60.0)
+    assert out["precision@0.5"] == pytest.approx(25.0) and out["precision@0.9"] == pytest.approx(25.0)
+    assert out["num_units"] == 3 and out["num_sentences"] == 4
+
+
+def test_referring_metric_ignores_non_binary_target_pixels():
+    metric = ReferringIoU()
+    target = mask(slice(0, 1), slice(0, 4))
+    target[3, :] = 255
+    metric.update(torch.ones(4, 4, dtype=torch.int64), target)
+    assert metric.compute()["miou"] == pytest.approx(100 * 4 / 12)
+
+
+def test_merge_vote_and_small_area_fallback():
+    a = np.zeros((10, 10), bool)
+    a[:5] = True  # 50 %
+    b = np.zeros((10, 10), bool)
+    b[:, :5] = True
+    out = merge_expression_masks([a, b], np.array([0.75, 0.25]), 0.5, 0.05, (10, 10))
+    np.testing.assert_array_equal(out, a)  # a outweighs b
+    tiny = np.zeros((10, 10), bool)
+    tiny[0, 0] = True
+    c = np.zeros((10, 10), bool)
+    c[9, 9] = True
+    # vote covers 1 % <= 5 % -> union of the surviving masks
+    out = merge_expression_masks([tiny, c], np.array([0.6, 0.4]), 0.5, 0.05, (10, 10))
+    assert out.sum() == 2
+
+
+class FixedCaR:
+    def __init__(self, maps, scores):
+        self.maps, self.scores, self.queries = maps, scores, None
+
+    def __call__(self, image, queries):
+        self.queries = queries
+        return CarResult(maps=self.maps, live=list(range(len(self.maps))), scores=self.scores, history=[[0], [0]])
+
+
+def test_referring_car_cleans_sentences_and_q19_shift():
+    maps = np.zeros((3, 10, 10), np.float32)
+    maps[1, :, :6] = 0.9  # expression 0 proposes nothing, expression 1 the left 60 %,
+    maps[2, :6, :] = 0.9  # expression 2 the top 60 %
+    car = FixedCaR(maps, np.array([0.6, 0.3, 0.1], np.float32))
+    sample = {"image": np.zeros((10, 10, 3), np.uint8), "sentences": ['The "LEFT" guy w/ hat', "man", "top"]}
+    fixed, _ = ReferringCaR(car, crf=None, crf_onehot_fixed=True)(sample)
+    assert car.queries == ["the left guy w hat", "man", "top"]
+    # correct: vote = (0.3·m1 + 0.1·m2) / 1.0 <= 0.4 everywhere -> empty -> union m1 | m2
+    assert fixed.sum() == 60 + 60 - 36
+    shifted, _ = ReferringCaR(car, crf=None, crf_onehot_fixed=False)(sample)
+    # official Q19: the empty mask is dropped, m1 takes score 0.6 and m2 0.3 -> vote keeps m1 only
+    assert shifted.sum() == 60 and shifted[:, :6].all()
+
+
+class CharTable:
+    def __init__(self):
+        self.tables = []
+
+    def __call__(self, images, queries):
+        return torch.tensor([0.9, 0.9, 0.1][: len(images)])
+
+    def score(self, images, table):
+        self.tables.append(table)
+        return torch.full((len(images),), 0.9)
+
+
+class Maps:
+    def encode(self, image):
+        return None
+
+    def __call__(self, enc, queries, background, compete=True):
+        assert compete is False
+        return np.ones((len(queries), 4, 4), np.float32)
+
+
+def test_q35_official_character_table():
+    clf = CharTable()
+    car = CaR(Maps(), clf, VisualPrompt([], 0.5), lambda texts: list(texts), theta=0.5, background_words=[],
+              compete=False, char_filter_bug=True)
+    result = car(np.zeros((4, 4, 3), np.uint8), ["dog", "cat", "man"])
+    assert result.live == [0, 1]
+    # step 2: for each ORIGINAL expression t, characters of "a clean origami {t}." at live indices 0, 1
+    assert clf.tables[0] == [["a", " "], ["a", " "], ["a", " "]]
