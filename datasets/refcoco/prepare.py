@@ -1,0 +1,245 @@
+#!/usr/bin/env python
+"""Extract and verify RefCOCO / RefCOCO+ / RefCOCOg (refer-toolkit data_root) for the CaR harness.
+
+Usage::
+
+    # extract the refer zips and COCO train2014 safely, then verify
+    python datasets/refcoco/prepare.py --data-root <dir> \\
+        --zip refcoco.zip refcoco+.zip refcocog.zip train2014.zip
+    # verify an existing tree only
+    python datasets/refcoco/prepare.py --data-root <dir>
+    # a partial or sample tree (e.g. ../shared/data/refcoco): skip the official split sizes
+    python datasets/refcoco/prepare.py --data-root <dir> --skip-counts
+
+``<dir>`` is the refer ``data_root``: it holds ``refcoco/``, ``refcoco+/``, ``refcocog/`` and
+``images/mscoco/images/train2014/``. Verification checks, for every dataset folder present (or
+those named with ``--dataset``): instances.json parses; each refs file loads with the restricted
+unpickler (``car.data.safe_pickle``: no code can run); every ref resolves to an annotation and an
+image of instances.json; every referenced image file exists and is non-empty; and (unless
+``--skip-counts``) the number of referred objects per split — and, where a source states them,
+the number of sentences — equals the official figures below.
+
+``main()`` returns an exit code: 0 on success (one-line summary per dataset on stdout), 1 on any
+problem (one message on stderr), 2 on bad command-line usage. See datasets/refcoco/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import stat
+import sys
+import zipfile
+from pathlib import Path, PurePosixPath
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from car.data.safe_pickle import safe_load  # noqa: E402
+from car.errors import CarError  # noqa: E402
+
+README = "datasets/refcoco/README.md"
+IMAGE_SUBDIR = Path("images") / "mscoco" / "images" / "train2014"
+REFS_FILES = {
+    "refcoco": ("unc",),
+    "refcoco+": ("unc",),
+    "refcocog": ("umd", "google"),
+}
+# Referred objects (refs) per split: tensorflow/datasets vision_language/refcoco/refcoco.py
+# (stats table built from the refer-toolkit files).
+EXPECTED_OBJECTS = {
+    ("refcoco", "unc"): {"train": 42404, "val": 3811, "testA": 1975, "testB": 1810},
+    ("refcoco+", "unc"): {"train": 42278, "val": 3805, "testA": 1975, "testB": 1798},
+    ("refcocog", "umd"): {"train": 42226, "val": 2573, "test": 5023},
+    ("refcocog", "google"): {"train": 44822, "val": 5000},
+}
+# Sentences per split, only where a source states them (FlagEval RefCOCO page: train 120624,
+# validation 10834, testA 5657, testB 5095). Other combinations are not checked.
+EXPECTED_SENTENCES = {
+    ("refcoco", "unc"): {"train": 120624, "val": 10834, "testA": 5657, "testB": 5095},
+}
+CHUNK = 1 << 20
+
+
+class PrepareError(Exception):
+    """A problem that stops preparation; its message is the single line shown to the user."""
+
+
+# --------------------------------------------------------------------------------------------- zip
+
+
+def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
+    name = info.filename
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if ".." in path.parts:
+        return "'..' in path"
+    mode = info.external_attr >> 16
+    if mode and (stat.S_ISLNK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
+        return "link or device member"
+    return None
+
+
+def safe_extract_zip(zip_path: Path, data_root: Path) -> tuple[Path, int]:
+    """Extract a refer zip (refcoco*.zip -> data_root) or train2014.zip (-> data_root/images/mscoco/images).
+
+    Every member is checked first (no absolute paths, no '..', no links/devices); returns
+    (destination, number of members).
+    """
+    if not zip_path.is_file():
+        raise PrepareError(f"{zip_path} does not exist: download it as described in {README}.")
+    try:
+        with zipfile.ZipFile(zip_path) as zf:
+            infos = zf.infolist()
+            tops = {PurePosixPath(i.filename.replace("\\", "/")).parts[0] for i in infos if i.filename.strip("/")}
+            if tops <= {"train2014"}:
+                dest = data_root / IMAGE_SUBDIR.parent
+            elif tops and tops <= {"refcoco", "refcoco+", "refcocog", "refclef", "__MACOSX"}:
+                dest = data_root
+            else:
+                raise PrepareError(
+                    f"{zip_path} holds top-level entries {sorted(tops)[:5]}, not a refer-toolkit zip (refcoco/, "
+                    f"refcoco+/, refcocog/) nor COCO train2014.zip (train2014/): see {README}."
+                )
+            for info in infos:
+                reason = _unsafe_reason(info)
+                if reason:
+                    raise PrepareError(f"refusing to extract {zip_path}: member {info.filename!r} has {reason}.")
+            dest.mkdir(parents=True, exist_ok=True)
+            for info in infos:
+                if info.filename.startswith("__MACOSX"):
+                    continue
+                target = dest / info.filename
+                if info.is_dir():
+                    target.mkdir(parents=True, exist_ok=True)
+                    continue
+                target.parent.mkdir(parents=True, exist_ok=True)
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst, CHUNK)
+    except zipfile.BadZipFile as exc:
+        raise PrepareError(f"{zip_path} is not a valid zip file ({exc}): re-download it (see {README}).") from exc
+    except OSError as exc:
+        raise PrepareError(f"extracting {zip_path} failed ({exc}): check free disk space and permissions.") from exc
+    return dest, len(infos)
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+def _load_instances(path: Path) -> tuple[dict, set]:
+    if not path.is_file():
+        raise PrepareError(f"{path} does not exist: extract the refer zip into the data root (see {README}).")
+    try:
+        data = json.loads(path.read_bytes())
+        images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
+        ann_ids = {int(a["id"]) for a in data["annotations"]}
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise PrepareError(f"{path} is not a valid refer instances.json ({exc}): re-extract it (see {README}).") from exc
+    return images, ann_ids
+
+
+def verify_dataset(data_root: Path, dataset: str, skip_counts: bool = False) -> str:
+    """Verify one dataset folder; return a one-line summary or raise PrepareError."""
+    ds_dir = data_root / dataset
+    images, ann_ids = _load_instances(ds_dir / "instances.json")
+    image_dir = data_root / IMAGE_SUBDIR
+    present = [sb for sb in REFS_FILES[dataset] if (ds_dir / f"refs({sb}).p").is_file()]
+    if not present:
+        wanted = " or ".join(f"refs({sb}).p" for sb in REFS_FILES[dataset])
+        raise PrepareError(f"{ds_dir} has no {wanted}: extract {dataset}.zip into the data root (see {README}).")
+    parts, checked_images = [], set()
+    for split_by in present:
+        refs_path = ds_dir / f"refs({split_by}).p"
+        try:
+            refs = safe_load(refs_path)
+        except CarError as exc:
+            raise PrepareError(str(exc)) from exc
+        if not isinstance(refs, list):
+            raise PrepareError(f"{refs_path} holds a {type(refs).__name__}, not a list of refs: re-extract it.")
+        objects: dict[str, int] = {}
+        sentences: dict[str, int] = {}
+        for ref in refs:
+            try:
+                split, ref_id = str(ref["split"]), int(ref["ref_id"])
+                ann_id, image_id = int(ref["ann_id"]), int(ref["image_id"])
+                n_sent = len(ref["sentences"])
+                for s in ref["sentences"]:
+                    s["raw"], s["sent_id"]  # noqa: B018 - presence check
+            except (KeyError, TypeError, ValueError) as exc:
+                raise PrepareError(f"{refs_path} has a malformed ref ({type(exc).__name__}: {exc}): re-extract it.") from exc
+            if ann_id not in ann_ids:
+                raise PrepareError(f"ref {ref_id} in {refs_path} points to annotation {ann_id}, absent from instances.json.")
+            if image_id not in images:
+                raise PrepareError(f"ref {ref_id} in {refs_path} points to image {image_id}, absent from instances.json.")
+            objects[split] = objects.get(split, 0) + 1
+            sentences[split] = sentences.get(split, 0) + n_sent
+            if image_id not in checked_images:
+                image_path = image_dir / images[image_id]
+                if not image_path.is_file() or image_path.stat().st_size == 0:
+                    raise PrepareError(
+                        f"image {image_path} (ref {ref_id} of {dataset}) is missing or empty: extract COCO "
+                        f"train2014.zip into {image_dir.parent} (see {README})."
+                    )
+                checked_images.add(image_id)
+        if not skip_counts:
+            for kind, expected_all, got in (
+                ("referred objects", EXPECTED_OBJECTS, objects),
+                ("sentences", EXPECTED_SENTENCES, sentences),
+            ):
+                for split, n in expected_all.get((dataset, split_by), {}).items():
+                    if got.get(split, 0) != n:
+                        raise PrepareError(
+                            f"{refs_path} has {got.get(split, 0)} {kind} in split {split}, the official file has {n}: "
+                            f"re-download {dataset}.zip (or pass --skip-counts for a partial tree)."
+                        )
+        counts = ", ".join(f"{s} {objects[s]}/{sentences[s]}" for s in sorted(objects))
+        parts.append(f"refs({split_by}).p: {len(refs)} objects ({counts} objects/sentences)")
+    return f"{dataset} ok: " + "; ".join(parts) + f"; {len(checked_images)} images present"
+
+
+def verify(data_root: Path, datasets: list[str] | None = None, skip_counts: bool = False) -> list[str]:
+    if not data_root.is_dir():
+        raise PrepareError(f"data root {data_root} does not exist: create it and extract the zips (see {README}).")
+    if datasets is None:
+        datasets = [d for d in REFS_FILES if (data_root / d).is_dir()]
+        if not datasets:
+            raise PrepareError(
+                f"{data_root} holds none of {', '.join(REFS_FILES)}: extract refcoco.zip, refcoco+.zip and/or "
+                f"refcocog.zip there (see {README})."
+            )
+    return [verify_dataset(data_root, d, skip_counts) for d in datasets]
+
+
+# -------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Extract and verify RefCOCO/RefCOCO+/RefCOCOg (refer data_root).")
+    parser.add_argument("--data-root", required=True, type=Path, help="refer data_root (see README)")
+    parser.add_argument("--zip", nargs="+", type=Path, default=[], help="refcoco*.zip and/or train2014.zip to extract")
+    parser.add_argument("--dataset", nargs="+", choices=sorted(REFS_FILES), help="verify only these datasets")
+    parser.add_argument("--skip-counts", action="store_true", help="do not compare split sizes with the official ones")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)  # exits with 2 on bad usage
+    data_root = args.data_root.expanduser()
+    try:
+        for zip_path in args.zip:
+            dest, n = safe_extract_zip(zip_path.expanduser(), data_root)
+            print(f"extracted {n} members of {zip_path} into {dest}", file=sys.stderr)
+        summaries = verify(data_root, args.dataset, args.skip_counts)
+    except PrepareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for line in summaries:
+        print(line)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
