@@ -1,0 +1,338 @@
+#!/usr/bin/env python
+"""Extract, convert and verify Pascal Context (59 classes + background) for car-bench.
+
+Usage::
+
+    # check the md5, extract the VOC2010 tar, convert trainval_merged.json, verify
+    python datasets/context/prepare.py --root <dir>/VOCdevkit/VOC2010 \
+        --tar /path/VOCtrainval_03-May-2010.tar --json /path/trainval_merged.json
+    # convert into an extracted tree, then verify
+    python datasets/context/prepare.py --root <dir>/VOCdevkit/VOC2010 --json /path/trainval_merged.json
+    # verify only
+    python datasets/context/prepare.py --root <dir>/VOCdevkit/VOC2010 --verify-only
+
+``--root`` is the ``VOCdevkit/VOC2010`` folder, the one car.data.context.PascalContext reads.
+
+Conversion follows mmsegmentation's tools/dataset_converters/pascal_context.py: the PASCAL in Detail
+API (``from detail import Detail``) renders each image's class mask in the original Pascal-Context
+category ids; the 60 ids of ``CONTEXT60_DETAIL_IDS`` (0 = unlabelled + the 59 classes, sorted
+ascending) are mapped to their position 0..59. Any other id is an error (mmseg asserts the same),
+unless ``--unknown-to-background`` maps it to 0. Outputs: ``SegmentationClassContext/<id>.png``
+('L' mode) and ``ImageSets/SegmentationContext/{train,val}.txt`` (sorted ids).
+
+The Detail API is only needed for conversion; verification uses the standard library, numpy and
+Pillow. ``main()`` returns 0 on success (one ``OK:`` line) and 1 on any problem (one ``error:`` line).
+See datasets/context/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+import sys
+import tarfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image
+
+README = "datasets/context/README.md"
+TAR_NAME = "VOCtrainval_03-May-2010.tar"
+TAR_MD5 = "da459979d0c395079b5c75ee67908abb"
+JSON_NAME = "trainval_merged.json"
+JSON_MD5 = "3c2d0c0656b7be9eb61928ffe885d8ce"
+EXPECTED_COUNTS = {"val": 5105, "train": 4998}  # val first: it is the evaluated split
+NUM_CLASSES = 60  # 0 = background/unlabelled, 1..59 = classes
+LABEL_DIR = "SegmentationClassContext"
+SPLIT_DIR = Path("ImageSets") / "SegmentationContext"
+DETAIL_INSTALL = (
+    "install the PASCAL in Detail API from source: pip install cython && git clone "
+    "https://github.com/zhanghang1989/detail-api && cd detail-api/PythonAPI && make && make install "
+    "(the PyPI package named 'detail' is an unrelated project)"
+)
+
+# Original Pascal-Context (459-class) category ids kept by the 60-class benchmark: 0 (unlabelled) and the
+# 59 classes, ascending; the position in this tuple is the output label, so label k is the k-th class of
+# mmseg's PascalContextDataset list (background, aeroplane, bag, bed, ..., wood), i.e. of context.txt.
+CONTEXT60_DETAIL_IDS = (
+    0, 2, 9, 18, 19, 22, 23, 25, 31, 33, 34, 44, 45, 46, 59, 65, 68, 72, 80, 85, 98, 104, 105, 113,
+    115, 144, 158, 159, 162, 187, 189, 207, 220, 232, 258, 259, 260, 284, 295, 296, 308, 324, 326,
+    347, 349, 354, 355, 360, 366, 368, 397, 415, 416, 420, 424, 427, 440, 445, 454, 458,
+)
+if len(CONTEXT60_DETAIL_IDS) != NUM_CLASSES or list(CONTEXT60_DETAIL_IDS) != sorted(set(CONTEXT60_DETAIL_IDS)):
+    raise RuntimeError("CONTEXT60_DETAIL_IDS must list 60 distinct ascending ids")
+
+
+class PrepareError(Exception):
+    """A problem that stops preparation; its message is the single line shown to the user."""
+
+
+def detail_to_context60(mask: np.ndarray, unknown_to_background: bool = False) -> np.ndarray:
+    """Map a Detail class mask [H,W] (original category ids, any numeric dtype) to uint8 labels 0..59.
+
+    Raises ValueError for ids that are not whole numbers, and (unless ``unknown_to_background``) for
+    ids outside ``CONTEXT60_DETAIL_IDS``; with ``unknown_to_background`` they become 0.
+    """
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise ValueError(f"expected a 2-D class mask, got shape {mask.shape}")
+    ids = np.rint(mask).astype(np.int64) if mask.dtype.kind == "f" else mask.astype(np.int64)
+    if mask.dtype.kind == "f" and not np.array_equal(ids, mask):
+        raise ValueError("class mask holds non-integer values")
+    table = np.asarray(CONTEXT60_DETAIL_IDS, dtype=np.int64)
+    pos = np.searchsorted(table, ids)  # [H,W] candidate position of each id
+    pos_clipped = np.minimum(pos, len(table) - 1)
+    known = table[pos_clipped] == ids
+    if not known.all():
+        if not unknown_to_background:
+            bad = np.unique(ids[~known])
+            raise ValueError(
+                f"class ids {bad[:10].tolist()} are not among the 60 Pascal-Context-60 ids"
+            )
+        pos_clipped = np.where(known, pos_clipped, 0)
+    return pos_clipped.astype(np.uint8)
+
+
+def convert_split(detail, out_dir: Path, unknown_to_background: bool = False) -> list[str]:
+    """Write ``<stem>.png`` into ``out_dir`` for every image of a Detail object's phase; return sorted stems.
+
+    ``detail`` needs ``getImgs()`` (image dicts with 'file_name') and ``getMask(img)`` (class mask), as the
+    Detail API provides.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems = []
+    for img in detail.getImgs():
+        stem = Path(img["file_name"]).stem
+        try:
+            label = detail_to_context60(detail.getMask(img), unknown_to_background)
+        except ValueError as exc:
+            raise PrepareError(
+                f"image {stem}: {exc}; {JSON_NAME} is not the expected file (md5 {JSON_MD5}), or pass "
+                f"--unknown-to-background to label such pixels 0."
+            ) from exc
+        tmp = out_dir / f"{stem}.png.tmp"
+        Image.fromarray(label, mode="L").save(tmp, format="PNG")
+        os.replace(tmp, out_dir / f"{stem}.png")
+        stems.append(stem)
+    return sorted(stems)
+
+
+def convert(root: Path, json_path: Path, unknown_to_background: bool = False) -> dict[str, int]:
+    """Convert ``json_path`` with the Detail API into ``root``; returns the number of images per split."""
+    if not json_path.is_file():
+        raise PrepareError(f"{JSON_NAME} not found at {json_path}; download it as described in {README}.")
+    image_dir = root / "JPEGImages"
+    if not image_dir.is_dir():
+        raise PrepareError(f"{image_dir} does not exist; extract {TAR_NAME} first (see {README}).")
+    try:
+        from detail import Detail  # noqa: PLC0415 - optional dependency, only for conversion
+    except ImportError as exc:
+        raise PrepareError(f"the Detail API ('from detail import Detail') is not installed: {DETAIL_INSTALL}.") from exc
+    if not hasattr(Detail, "getMask"):
+        raise PrepareError(f"the installed 'detail' package is not the PASCAL in Detail API: {DETAIL_INSTALL}.")
+    counts = {}
+    (root / SPLIT_DIR).mkdir(parents=True, exist_ok=True)
+    for split in ("train", "val"):
+        detail = Detail(str(json_path), str(image_dir), split)
+        stems = convert_split(detail, root / LABEL_DIR, unknown_to_background)
+        (root / SPLIT_DIR / f"{split}.txt").write_text("".join(s + "\n" for s in stems))
+        counts[split] = len(stems)
+    return counts
+
+
+# ---------------------------------------------------------------------------------------- tar/md5
+
+
+def md5_of(path: Path, chunk_size: int = 1 << 20) -> str:
+    digest = hashlib.md5()  # noqa: S324 - integrity check against the published md5, not security
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk_size), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
+    name = member.name.replace("\\", "/")
+    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
+        return "absolute path"
+    if ".." in PurePosixPath(name).parts:
+        return "'..' in path"
+    if member.isdev():
+        return "device or fifo member"
+    if member.issym() or member.islnk():
+        return "link member (VOC2010 has none)"
+    return None
+
+
+def safe_extract(tar_path: Path, dest: Path) -> int:
+    """Extract ``tar_path`` under ``dest`` after checking every member; returns the member count."""
+    try:
+        with tarfile.open(tar_path, "r:*") as tar:
+            members = tar.getmembers()
+            for member in members:
+                reason = _unsafe_reason(member)
+                if reason is not None:
+                    raise PrepareError(
+                        f"refusing to extract {tar_path}: member {member.name!r} is unsafe ({reason}); nothing was "
+                        f"extracted. Download {TAR_NAME} again (see {README})."
+                    )
+            dest.mkdir(parents=True, exist_ok=True)
+            if hasattr(tarfile, "data_filter"):
+                tar.extractall(dest, members=members, filter="data")
+            else:  # pragma: no cover - old Python; the checks above already rejected unsafe members
+                tar.extractall(dest, members=members)  # noqa: S202
+    except PrepareError:
+        raise
+    except (tarfile.TarError, OSError) as exc:
+        raise PrepareError(
+            f"could not extract {tar_path}: {exc}; the file is probably truncated or not {TAR_NAME} (see {README})."
+        ) from exc
+    return len(members)
+
+
+# ------------------------------------------------------------------------------------------ verify
+
+
+def _read_ids(path: Path) -> list[str]:
+    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
+
+
+def _evenly_spaced(ids: list[str], n: int | None) -> list[str]:
+    if n is None or n >= len(ids):
+        return list(ids)
+    idx = np.linspace(0, len(ids) - 1, n).round().astype(int)
+    return [ids[i] for i in sorted(set(idx.tolist()))]
+
+
+def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
+    """Check the converted Pascal Context tree; return a one-line summary or raise PrepareError."""
+    fix = f"re-run datasets/context/prepare.py with --json <path>/{JSON_NAME} (see {README})"
+    if not (root / "JPEGImages").is_dir():
+        raise PrepareError(
+            f"Pascal Context not found: {root / 'JPEGImages'} does not exist; extract {TAR_NAME} and pass the "
+            f"VOCdevkit/VOC2010 folder as --root (see {README})."
+        )
+    missing = [root / LABEL_DIR] if not (root / LABEL_DIR).is_dir() else []
+    missing += [root / SPLIT_DIR / f"{s}.txt" for s in EXPECTED_COUNTS if not (root / SPLIT_DIR / f"{s}.txt").is_file()]
+    if missing:
+        names = ", ".join(str(p.relative_to(root)) for p in missing)
+        raise PrepareError(f"Pascal Context tree under {root} is incomplete: missing {names}; {fix}.")
+    splits = {s: _read_ids(root / SPLIT_DIR / f"{s}.txt") for s in EXPECTED_COUNTS}
+    val = splits["val"]
+    if not val:
+        raise PrepareError(f"{root / SPLIT_DIR / 'val.txt'} is empty; {fix}.")
+    for s, ids in splits.items():
+        if len(ids) != len(set(ids)):
+            raise PrepareError(f"{root / SPLIT_DIR / f'{s}.txt'} lists duplicate ids; {fix}.")
+        if not allow_subset and len(ids) != EXPECTED_COUNTS[s]:
+            raise PrepareError(
+                f"Pascal Context {s} is incomplete: {root / SPLIT_DIR / f'{s}.txt'} lists {len(ids)} of "
+                f"{EXPECTED_COUNTS[s]} ids; {fix}, or pass --allow-subset to accept a deliberate subset."
+            )
+    for folder, ext, what in ((root / "JPEGImages", ".jpg", "images"), (root / LABEL_DIR, ".png", "labels")):
+        absent = [f"{i}{ext}" for i in val if not (folder / f"{i}{ext}").is_file()]
+        if absent:
+            raise PrepareError(
+                f"Pascal Context val is incomplete: {len(absent)} of {len(val)} {what} missing under {folder} "
+                f"(first: {absent[0]}); {fix}."
+            )
+    checked = _evenly_spaced(val, sample)
+    for image_id in checked:
+        image_path, label_path = root / "JPEGImages" / f"{image_id}.jpg", root / LABEL_DIR / f"{image_id}.png"
+        try:
+            with Image.open(image_path) as im:
+                image_size = im.size
+        except Exception as exc:  # noqa: BLE001
+            raise PrepareError(f"image {image_path} cannot be read ({exc}); re-extract {TAR_NAME}.") from exc
+        try:
+            with Image.open(label_path) as lab:
+                mode, label_size = lab.mode, lab.size
+                values = np.unique(np.asarray(lab)) if mode in ("L", "P") else None
+        except Exception as exc:  # noqa: BLE001
+            raise PrepareError(f"label {label_path} cannot be read ({exc}); {fix}.") from exc
+        if values is None:
+            raise PrepareError(f"label {label_path} has mode {mode!r}, expected an 'L' or 'P' PNG of class ids; {fix}.")
+        if (values == 255).any():
+            raise PrepareError(
+                f"label {label_path} contains 255, which the mmseg conversion never writes (detectron2's "
+                f"'annotations_ctx59' use 0..58 with 255 = background, a different encoding); {fix}."
+            )
+        bad = [int(v) for v in values if int(v) >= NUM_CLASSES]
+        if bad:
+            raise PrepareError(f"label {label_path} has values {bad[:10]} outside 0..{NUM_CLASSES - 1}; {fix}.")
+        if image_size != label_size:
+            raise PrepareError(
+                f"label {label_path} is {label_size[0]}x{label_size[1]} but image {image_path} is "
+                f"{image_size[0]}x{image_size[1]}; {fix}."
+            )
+    subset = " (subset allowed)" if allow_subset else ""
+    return (
+        f"OK: Pascal Context at {root}: val {len(val)} ids ({len(checked)} labels checked), "
+        f"train {len(splits['train'])}{subset}"
+    )
+
+
+# -------------------------------------------------------------------------------------------- main
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Extract, convert and verify Pascal Context (60 classes) for car-bench.")
+    parser.add_argument("--root", type=Path, required=True, help="the VOCdevkit/VOC2010 folder (existing or to be extracted)")
+    parser.add_argument("--tar", type=Path, help=f"path to {TAR_NAME}; extracted two levels above --root")
+    parser.add_argument("--json", type=Path, help=f"path to {JSON_NAME}; converted with the Detail API")
+    parser.add_argument("--verify-only", action="store_true", help="do not extract or convert, only verify")
+    parser.add_argument("--skip-md5", action="store_true", help="do not check the md5 of --tar and --json")
+    parser.add_argument("--unknown-to-background", action="store_true",
+                        help="label category ids outside the 60 kept ids as 0 instead of failing")
+    parser.add_argument("--allow-subset", action="store_true",
+                        help="accept split lists shorter than the official 5,105 val / 4,998 train ids")
+    parser.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="decode only N evenly spaced val labels when verifying (default: all)")
+    return parser
+
+
+def _check_md5(path: Path, want: str, name: str) -> None:
+    got = md5_of(path)
+    if got != want:
+        raise PrepareError(
+            f"md5 mismatch for {path}: got {got}, expected {want} for {name}; the download is corrupt or a different "
+            f"file (download it again, or pass --skip-md5 if intended)."
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.sample is not None and args.sample < 1:
+        parser.error("--sample must be a positive integer")
+    if args.verify_only and (args.tar or args.json):
+        parser.error("--verify-only cannot be combined with --tar or --json")
+    root = Path(args.root).expanduser()
+    try:
+        if args.tar is not None:
+            tar_path = Path(args.tar).expanduser()
+            if root.parts[-2:] != ("VOCdevkit", "VOC2010"):
+                raise PrepareError(f"--root must end in VOCdevkit/VOC2010 when --tar is given (got {root}).")
+            if not tar_path.is_file():
+                raise PrepareError(f"tar not found: {tar_path}; download {TAR_NAME} (see {README}).")
+            if not args.skip_md5:
+                _check_md5(tar_path, TAR_MD5, TAR_NAME)
+            n = safe_extract(tar_path, root.parents[1])
+            print(f"extracted {n} members of {tar_path} into {root.parents[1]}", file=sys.stderr)
+        if args.json is not None:
+            json_path = Path(args.json).expanduser()
+            if json_path.is_file() and not args.skip_md5:
+                _check_md5(json_path, JSON_MD5, JSON_NAME)
+            counts = convert(root, json_path, args.unknown_to_background)
+            print(f"wrote {counts['train']} train and {counts['val']} val labels into {root / LABEL_DIR}", file=sys.stderr)
+        summary = verify(root, allow_subset=args.allow_subset, sample=args.sample)
+    except PrepareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
