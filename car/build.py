@@ -83,7 +83,8 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
         passes = [QueryPass(queries, list(range(1, len(queries) + 1)))]
     background = d.get("bg_protocol") != "standard"
     return SemanticCaR(build_car(cfg, proposal_clip, classifier_clip), passes, build_crf(cfg),
-                       bg_factor=cfg.car.crf.bg_factor, background=background)
+                       bg_factor=cfg.car.crf.bg_factor, background=background,
+                       oracle_queries=bool(cfg.car.get("oracle_queries", False)))
 
 
 def build_metric(cfg: DictConfig):

@@ -60,3 +60,50 @@ def test_dataset_config_sets_paper_defaults_and_cli_wins():
     assert cfg.backbone.name == "vitb16_vitl14" and cfg.car.theta == 0.6 and cfg.car.eta == 0.4
     cfg = compose(["dataset=voc20", "backbone=vitb16", "car.theta=0.3"])
     assert cfg.backbone.name == "vitb16" and cfg.car.theta == 0.3 and cfg.dataset.bg_protocol == "car"
+
+
+@pytest.mark.parametrize("dataset,split,unit", [("refcoco", "val", "object"), ("refcocog", "test", "sentence")])
+def test_referring_end_to_end(tmp_path, dataset, split, unit):
+    require_shared_data()
+    cfg = compose(BASE + [f"dataset={dataset}", f"dataset.loader.split={split}", f"dataset.loader.unit={unit}",
+                          f"paths.data_root={SHARED_DATA}", "dataset.limit=1", "logger=none"], output_dir=tmp_path)
+    metrics = evaluate(cfg)
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["task"] == "referring" and saved["unit"] == unit and saved["num_units"] == 1
+    assert saved["num_sentences"] >= 1 and 0 <= saved["miou"] <= 100 and 0 <= saved["oiou"] <= 100
+    assert "precision@0.5" in saved and saved["published"]["miou"] > 30
+    assert metrics["config"]["car"]["templates"] == []
+
+
+def test_coco_object_end_to_end(tmp_path):
+    require_shared_data()
+    cfg = compose(BASE + ["dataset=coco_object", "dataset.limit=1", "logger=none"], output_dir=tmp_path)
+    metrics = evaluate(cfg)
+    assert metrics["num_images"] == 1 and len(metrics["per_class_iou"]) == 81
+    assert metrics["published"]["miou"] == 36.6 and metrics["config"]["car"]["prompts"] == ["blur", "gray"]
+
+
+def test_context_two_passes_end_to_end(tmp_path):
+    """A one-image Pascal Context tree made from a real VOC image and a synthetic label."""
+    import numpy as np
+    from PIL import Image
+
+    from tests.conftest import VOC_ROOT
+
+    require_shared_data()
+    root = tmp_path / "data" / "VOCdevkit" / "VOC2010"
+    for sub in ("JPEGImages", "SegmentationClassContext", "ImageSets/SegmentationContext"):
+        (root / sub).mkdir(parents=True)
+    image = Image.open(VOC_ROOT / "JPEGImages" / "2007_000129.jpg")
+    image.save(root / "JPEGImages" / "2008_000001.jpg")
+    label = np.zeros((image.height, image.width), np.uint8)
+    label[: image.height // 2] = 47  # sky (stuff)
+    label[image.height // 2 :, : image.width // 2] = 37  # person (thing)
+    Image.fromarray(label, mode="L").save(root / "SegmentationClassContext" / "2008_000001.png")
+    (root / "ImageSets" / "SegmentationContext" / "val.txt").write_text("2008_000001\n")
+    cfg = compose(BASE + ["dataset=context59", f"paths.data_root={tmp_path / 'data'}", "logger=none",
+                          "car.crf.enabled=false"], output_dir=tmp_path / "out")
+    metrics = evaluate(cfg)
+    assert metrics["num_images"] == 1 and metrics["bg_protocol"] == "car"
+    assert metrics["mean_steps"] >= 2
+    assert metrics["published"]["miou"] == 39.5

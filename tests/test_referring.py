@@ -109,3 +109,32 @@ def test_q35_official_character_table():
     assert result.live == [0, 1]
     # step 2: for each ORIGINAL expression t, characters of "a clean origami {t}." at live indices 0, 1
     assert clf.tables[0] == [["a", " "], ["a", " "], ["a", " "]]
+
+
+def test_semantic_passes_paint_later_pass_on_top_and_oracle_queries():
+    from car.method.segmenter import QueryPass, SemanticCaR
+
+    class PassCaR:
+        def __init__(self):
+            self.calls = []
+
+        def __call__(self, image, queries, background_words=None, prompt_types=None):
+            self.calls.append((list(queries), background_words, prompt_types))
+            maps = np.zeros((len(queries), 4, 4), np.float32)
+            maps[:, :, :] = 0.9 if queries[0] == "sky" else 0.0
+            if queries[0] == "person":
+                maps[0, 2:, :] = 0.95
+            return CarResult(maps=maps, live=list(range(len(queries))), scores=np.ones(len(queries)), history=[[0]])
+
+    car = PassCaR()
+    seg = SemanticCaR(car, [QueryPass(["sky"], [47], ["person"], ["blur", "gray"]),
+                            QueryPass(["person", "dog"], [37, 23], None, ["blur", "circle"])], crf=None)
+    sample = {"image": np.zeros((4, 4, 3), np.uint8), "target": np.full((4, 4), 47)}
+    labels, info = seg(sample)
+    assert (labels[:2] == 47).all() and (labels[2:] == 37).all()  # things painted over stuff
+    assert car.calls[0] == (["sky"], ["person"], ["blur", "gray"])
+    assert info["kept"] == [[47], [37, 23]]
+    seg.oracle_queries = True
+    car.calls.clear()
+    seg(sample)
+    assert [c[0] for c in car.calls] == [["sky"]]  # only ground-truth classes are queried

@@ -31,11 +31,14 @@ class SemanticCaR:
 
     Later passes paint on top of earlier ones (Context: stuff first, then things).
     background=False drops the CRF background channel (the peers' no-background protocol).
+    oracle_queries=True is a DIAGNOSTIC, not CaR: each image is queried only with the classes
+    present in its ground truth (it measures how well the proposals localise given the classes).
     """
 
     def __init__(self, car: CaR, passes: list[QueryPass], crf: DenseCRF | None, bg_factor: float = 1.0,
-                 background: bool = True):
+                 background: bool = True, oracle_queries: bool = False):
         self.car = car
+        self.oracle_queries = oracle_queries
         self.passes = passes
         self.crf = crf
         self.bg_factor = bg_factor
@@ -47,9 +50,16 @@ class SemanticCaR:
         label_map = np.zeros(image.shape[:2], dtype=np.int64)
         info = {"steps": [], "kept": []}
         for qp in self.passes:
-            result = self.car(image, qp.queries, background_words=qp.background_words, prompt_types=qp.prompt_types)
+            queries, label_ids = qp.queries, qp.label_ids
+            if self.oracle_queries:
+                present = set(np.unique(sample["target"]).tolist())
+                chosen = [i for i, lid in enumerate(label_ids) if lid in present]
+                if not chosen:
+                    continue
+                queries, label_ids = [queries[i] for i in chosen], [label_ids[i] for i in chosen]
+            result = self.car(image, queries, background_words=qp.background_words, prompt_types=qp.prompt_types)
             masks = semantic_masks(image, result.maps, self.crf, self.bg_factor, self.background)  # [K, H, W]
-            ids = [qp.label_ids[i] for i in result.live]
+            ids = [label_ids[i] for i in result.live]
             label_map = paint_label_map(masks, result.scores, ids, image.shape[:2], base=label_map)
             info["steps"].append(result.steps)
             info["kept"].append(ids)
