@@ -220,6 +220,32 @@ def compute_loss(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0):
     return loss, parts
 
 
+def pretrain_text(model, tokenizer, rng, steps=150, lr=3e-3, log=print):
+    """Warm up the text tower alone: the same label under two random templates is a positive pair,
+    other labels are negatives (CE over labels). Gives the image tower well-separated,
+    template-invariant targets from the first step."""
+    params = list(model.transformer.parameters()) + [
+        model.token_embedding.weight, model.positional_embedding, model.text_projection
+    ] + list(model.ln_final.parameters())
+    opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
+    target = torch.arange(len(LABELS))
+    for s in range(steps):
+        e1 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
+        e2 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
+        sim = 10.0 * e1 @ e2.T
+        loss = 0.5 * (F.cross_entropy(sim, target) + F.cross_entropy(sim.T, target))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    with torch.no_grad():
+        e1 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
+        e2 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
+        off = (e1 @ e2.T)[~torch.eye(len(LABELS), dtype=torch.bool)]
+    if log:
+        log(f"text warm-up: loss {loss.item():.4f}, same-label cos {(e1 * e2).sum(1).mean():.3f}, "
+            f"other-label cos {off.mean():.3f}")
+
+
 def make_optimizer(model, bias, lr, wd):
     decay, no_decay = [], []
     for n, p in model.named_parameters():
@@ -255,6 +281,7 @@ def train(
     eval_every=0,
     time_limit=None,
     fixed_batch=False,
+    text_warmup=150,
     log=print,
 ):
     torch.manual_seed(seed)
@@ -262,10 +289,15 @@ def train(
     model.train()
     with torch.no_grad():
         model.logit_scale.fill_(math.log(10.0))
-    bias = torch.nn.Parameter(torch.tensor(-4.0))
+    bias = torch.nn.Parameter(torch.tensor(-2.5))
     opt = make_optimizer(model, bias, lr, wd)
     warmup = warmup if warmup is not None else max(1, min(300, steps // 20))
     rng = np.random.default_rng(np.random.SeedSequence([seed, 7]))
+    if text_warmup:
+        t = time.time()
+        pretrain_text(model, tokenizer, rng, steps=text_warmup, log=log if log_every else None)
+        if log_every:
+            log(f"text warm-up {text_warmup} steps took {time.time() - t:.1f}s")
     if fixed_batch:
         b0 = make_batch(seed, 0, batch_size, size)
         loader = (b0 for _ in range(steps))
@@ -280,9 +312,19 @@ def train(
     t0 = time.time()
     ema = None
     step = 0
+    total = steps  # length of the lr schedule; may be shortened once to fit time_limit
     for step, batch in enumerate(loader):
+        if step >= total:
+            break
+        if time_limit and step == 30:
+            per_step = (time.time() - t0) / 30
+            fit = int(30 + 0.97 * (time_limit - (time.time() - t0)) / per_step)
+            if fit < total:
+                total = fit
+                log(f"{per_step:.2f}s/step: lr schedule fixed to {total} steps to fit the time limit "
+                    f"(reproduce with --steps {total} and no --time-limit)")
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, warmup)
+            g["lr"] = lr_at(step, total, lr, warmup)
         loss, parts = compute_loss(model, tokenizer, bias, batch, rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -292,7 +334,7 @@ def train(
             model.logit_scale.clamp_(0, math.log(100.0))
         history.append(loss.item())
         ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-        if log_every and (step % log_every == 0 or step == steps - 1):
+        if log_every and (step % log_every == 0 or step == total - 1):
             log(
                 f"step {step:5d} loss {loss.item():.4f} ema {ema:.4f} "
                 + " ".join(f"{k} {v:.3f}" for k, v in parts.items())
@@ -301,8 +343,8 @@ def train(
         if eval_every and step and step % eval_every == 0:
             log(json.dumps(evaluate(model, tokenizer, size=size, n_single=200, n_multi=100)))
             model.train()
-        if time_limit and time.time() - t0 > time_limit:
-            log(f"time limit reached at step {step}")
+        if time_limit and time.time() - t0 > 1.1 * time_limit:
+            log(f"time limit exceeded at step {step}")
             break
     return model, tokenizer, {"history": history, "steps": step + 1, "seconds": time.time() - t0, "ema": ema}
 
@@ -375,16 +417,17 @@ def main(argv=None):
     ap.add_argument("--out", type=str, default=None, help="where to save fp16 weights (.pt)")
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
+    ap.add_argument("--text-warmup", type=int, default=150, help="text-tower-only warm-up steps")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="5 quick steps (CI)")
     args = ap.parse_args(argv)
     torch.set_num_threads(args.threads)
     if args.smoke:
-        args.steps, args.batch_size, args.workers, args.no_eval = 5, 8, 0, True
+        args.steps, args.batch_size, args.workers, args.no_eval, args.text_warmup = 5, 8, 0, True, 10
     model, tokenizer, info = train(
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr=args.lr, wd=args.wd, size=args.size,
         workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
-        time_limit=args.time_limit,
+        time_limit=args.time_limit, text_warmup=args.text_warmup,
     )
     print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
     if not args.no_eval:
