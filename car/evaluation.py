@@ -56,7 +56,7 @@ def evaluate(cfg: DictConfig) -> dict:
     proposal_clip, classifier_clip = load_backbones(cfg)
     segmenter = build_segmenter(cfg, proposal_clip, classifier_clip)
     predictor = CarPredictor(segmenter, [proposal_clip.model, classifier_clip.model], build_metric(cfg),
-                             keep_examples=cfg.num_overlays)
+                             keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0))
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)

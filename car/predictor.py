@@ -1,43 +1,83 @@
-"""The predict-only LightningModule: runs CaR on each image and accumulates the confusion matrix.
+"""The predict-only LightningModule: runs CaR on each image and accumulates the dataset metric.
 
 Lightning gives device placement, DDP sharding and progress bars; nothing here trains. The
 Trainer must be built with `inference_mode=False` (gradCAM needs autograd). Metrics are read
 after `trainer.predict` from `self.metric` (a torchmetrics state, summed across DDP ranks),
 not through `self.log`, which predict does not support.
+
+With `crf_workers > 0` the CPU part of each image (dense CRF, label painting) runs in a pool of
+worker processes while the CLIP part of the next images proceeds, taking the CRF off the
+critical path. The metric is a sum, so the completion order does not change any number.
 """
 
 from __future__ import annotations
 
+import multiprocessing
 import time
+from concurrent.futures import Future, ProcessPoolExecutor
 
 import numpy as np
 import pytorch_lightning as pl
 import torch
-
 import torchmetrics
 
 
+def _finish(cpu_segmenter, image: np.ndarray, proposals) -> np.ndarray:
+    return cpu_segmenter.finish(image, proposals)
+
+
 class CarPredictor(pl.LightningModule):
-    def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0):
+    def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0,
+                 crf_workers: int = 0):
         super().__init__()
         self.segmenter = segmenter
         self.clips = torch.nn.ModuleList(dict.fromkeys(models))  # registered so Lightning moves them
         self.metric = metric  # ConfusionMatrix (semantic) or ReferringIoU (referring)
         self.keep_examples = keep_examples
+        self.crf_workers = crf_workers
         self.examples: list[dict] = []  # first images with their predictions, for overlays
         self.per_image: list[dict] = []
         self.seconds = 0.0
+        self._pool: ProcessPoolExecutor | None = None
+        self._pending: list[tuple[Future, dict]] = []
+
+    def on_predict_start(self) -> None:
+        if self.crf_workers > 0:
+            self._pool = ProcessPoolExecutor(self.crf_workers, mp_context=multiprocessing.get_context("spawn"))
+            self._cpu_segmenter = self.segmenter.cpu_part()
 
     def predict_step(self, batch: list[dict], batch_idx: int) -> None:
         for sample in batch:
             start = time.perf_counter()
-            pred, info = self.segmenter(sample)  # [H, W] int64 label map or binary mask
+            if self._pool is None:
+                pred, info = self.segmenter(sample)  # [H, W] int64 label map or binary mask
+                self._record(sample, pred, info)
+            else:
+                proposals, info = self.segmenter.propose(sample)
+                sample = {**sample, "info": info}
+                self._pending.append((self._pool.submit(_finish, self._cpu_segmenter, sample["image"], proposals),
+                                      sample))
+                self._drain(block=False)
             self.seconds += time.perf_counter() - start
-            target = torch.from_numpy(np.ascontiguousarray(sample["target"])).to(self.device)
-            # referring: the unit's prediction counts once per sentence (see car/metrics/referring.py)
-            weight = {"weight": float(len(sample["sentences"]))} if "sentences" in sample else {}
-            self.metric.update(torch.from_numpy(pred).to(self.device), target, **weight)
-            self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"]})
-            if len(self.examples) < self.keep_examples:
-                self.examples.append({"image_id": sample["image_id"], "image": sample["image"],
-                                      "target": sample["target"], "pred": pred})
+
+    def on_predict_epoch_end(self) -> None:
+        if self._pool is not None:
+            self._drain(block=True)
+            self._pool.shutdown()
+            self._pool = None
+
+    def _drain(self, block: bool) -> None:
+        """Record finished images in submission order (so outputs do not depend on timing)."""
+        while self._pending and (block or self._pending[0][0].done()):
+            future, sample = self._pending.pop(0)
+            self._record(sample, future.result(), sample["info"])
+
+    def _record(self, sample: dict, pred: np.ndarray, info: dict) -> None:
+        target = torch.from_numpy(np.ascontiguousarray(sample["target"])).to(self.device)
+        # referring: the unit's prediction counts once per sentence (see car/metrics/referring.py)
+        weight = {"weight": float(len(sample["sentences"]))} if "sentences" in sample else {}
+        self.metric.update(torch.from_numpy(pred).to(self.device), target, **weight)
+        self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"]})
+        if len(self.examples) < self.keep_examples:
+            self.examples.append({"image_id": sample["image_id"], "image": sample["image"],
+                                  "target": sample["target"], "pred": pred})

@@ -107,3 +107,10 @@ def test_context_two_passes_end_to_end(tmp_path):
     assert metrics["num_images"] == 1 and metrics["bg_protocol"] == "car"
     assert metrics["mean_steps"] >= 2
     assert metrics["published"]["miou"] == 39.5
+
+
+def test_crf_worker_pool_gives_identical_metrics(voc_run, tmp_path):
+    metrics, _ = voc_run
+    pooled = evaluate(compose(BASE + ["dataset=voc", "dataset.limit=2", "logger=none", "crf_workers=2"],
+                              output_dir=tmp_path))
+    assert pooled["confusion_matrix"] == metrics["confusion_matrix"]

@@ -30,6 +30,7 @@ class ImageEncoding:
     trunk_attn: list[torch.Tensor]  # affinity blocks except the last, each [N, N] (patch<->patch)
     grid: tuple[int, int]  # (h, w) patch grid
     size: tuple[int, int]  # (H, W) native image size
+    image: np.ndarray | None = None  # the input, kept for the per-query reference path
 
 
 def preprocess(image: np.ndarray, clip: ClipModel) -> torch.Tensor:
@@ -111,7 +112,7 @@ class ProposalGenerator:
         x, _ = run_blocks(visual, x, range(first_affinity))
         x, maps = run_blocks(visual, x, range(first_affinity, self.depth - 1), need_weights=True)
         trunk_attn = [m[0, 1:, 1:] for m in maps]  # drop CLS row/column before averaging
-        return ImageEncoding(x=x, trunk_attn=trunk_attn, grid=(h, w), size=image.shape[:2])
+        return ImageEncoding(x=x, trunk_attn=trunk_attn, grid=(h, w), size=image.shape[:2], image=image)
 
     def gradcam(self, enc: ImageEncoding, texts: torch.Tensor, target: torch.Tensor):
         """§3.3 for a batch of queries.

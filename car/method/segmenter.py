@@ -46,9 +46,13 @@ class SemanticCaR:
 
     def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
         """sample["image"] [H, W, 3] uint8 -> (label map [H, W] int64, info for logging)."""
+        proposals, info = self.propose(sample)
+        return self.finish(sample["image"], proposals), info
+
+    def propose(self, sample: dict) -> tuple[list[tuple[np.ndarray, np.ndarray, list[int]]], dict]:
+        """The CLIP part (GPU when there is one): per pass (maps [K, H, W], scores [K], label ids)."""
         image = sample["image"]
-        label_map = np.zeros(image.shape[:2], dtype=np.int64)
-        info = {"steps": [], "kept": []}
+        proposals, info = [], {"steps": [], "kept": []}
         for qp in self.passes:
             queries, label_ids = qp.queries, qp.label_ids
             if self.oracle_queries:
@@ -58,12 +62,23 @@ class SemanticCaR:
                     continue
                 queries, label_ids = [queries[i] for i in chosen], [label_ids[i] for i in chosen]
             result = self.car(image, queries, background_words=qp.background_words, prompt_types=qp.prompt_types)
-            masks = semantic_masks(image, result.maps, self.crf, self.bg_factor, self.background)  # [K, H, W]
             ids = [label_ids[i] for i in result.live]
-            label_map = paint_label_map(masks, result.scores, ids, image.shape[:2], base=label_map)
+            proposals.append((result.maps, result.scores, ids))
             info["steps"].append(result.steps)
             info["kept"].append(ids)
-        return label_map, info
+        return proposals, info
+
+    def finish(self, image: np.ndarray, proposals) -> np.ndarray:
+        """The CPU part (dense CRF + painting); picklable, so it can run in a worker process."""
+        label_map = np.zeros(image.shape[:2], dtype=np.int64)
+        for maps, scores, ids in proposals:
+            masks = semantic_masks(image, maps, self.crf, self.bg_factor, self.background)  # [K, H, W]
+            label_map = paint_label_map(masks, scores, ids, image.shape[:2], base=label_map)
+        return label_map
+
+    def cpu_part(self) -> "SemanticCaR":
+        """A copy without the CLIP models, cheap to send to a worker process."""
+        return SemanticCaR(None, [], self.crf, self.bg_factor, self.background)
 
 
 class ReferringCaR:
@@ -86,17 +101,25 @@ class ReferringCaR:
         self.crf_onehot_fixed = crf_onehot_fixed
 
     def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
-        image = sample["image"]
+        proposals, info = self.propose(sample)
+        return self.finish(sample["image"], proposals), info
+
+    def propose(self, sample: dict):
         sentences = [clean_referring_expression(s) for s in sample["sentences"]]
-        result = self.car(image, sentences)
-        masks = [binary_mask(image, m, self.crf, self.bg_factor) for m in result.maps]  # K x [H, W] bool
+        result = self.car(sample["image"], sentences)
+        ids = sample.get("sentence_ids", list(range(len(sentences))))
+        return (result.maps, result.scores), {"steps": [result.steps], "kept": [[ids[i] for i in result.live]]}
+
+    def finish(self, image: np.ndarray, proposals) -> np.ndarray:
+        maps, scores = proposals
+        masks = [binary_mask(image, m, self.crf, self.bg_factor) for m in maps]  # K x [H, W] bool
         if not self.crf_onehot_fixed:
             masks = [m for m in masks if m.any()]
-        scores = result.scores[: len(masks)]
-        mask = merge_expression_masks(masks, scores, self.vote_threshold, self.min_area, image.shape[:2])
-        info = {"steps": [result.steps], "kept": [[sample.get("sentence_ids", list(range(len(sentences))))[i]
-                                                   for i in result.live]]}
-        return mask.astype(np.int64), info
+        mask = merge_expression_masks(masks, scores[: len(masks)], self.vote_threshold, self.min_area, image.shape[:2])
+        return mask.astype(np.int64)
+
+    def cpu_part(self) -> "ReferringCaR":
+        return ReferringCaR(None, self.crf, self.bg_factor, self.vote_threshold, self.min_area, self.crf_onehot_fixed)
 
 
 def merge_expression_masks(masks: list[np.ndarray], scores: np.ndarray, vote_threshold: float, min_area: float,
