@@ -54,7 +54,8 @@ def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipMo
                background_words=list(c.background_words), cam_text_after_first=q.cam_text_after_first,
                max_iterations=c.max_iterations, legacy_unfiltered_templates=q.legacy_unfiltered_templates,
                compete=not referring,
-               char_filter_bug=referring and not c.templates and q.refer_text_filter == "official_chars")
+               char_filter_bug=referring and not c.templates and q.refer_text_filter == "official_chars",
+               precision=c.precision)
 
 
 def build_crf(cfg: DictConfig) -> DenseCRF | None:

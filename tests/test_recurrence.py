@@ -119,3 +119,21 @@ def test_duplicate_query_names_keep_their_own_indices():
     car, _, _ = make([{"x": 0.9}, {"x": 0.9}], theta=0.5)
     result = car(IMAGE, ["x", "x"])
     assert result.live == [0, 1]  # Q16: indices, not string lookup
+
+
+def test_bf16_autocast_runs_and_stays_close(micro_clip, voc_image):
+    from car.method.classifier import MaskClassifier
+    from car.method.proposals import ProposalGenerator
+    from car.method.text import TextEncoder
+
+    image = voc_image[::4, ::4].copy()
+
+    def run(precision):
+        car = CaR(ProposalGenerator(micro_clip, 0.4), MaskClassifier(micro_clip, ["a photo of a {}."]),
+                  VisualPrompt(["circle"], 0.4), TextEncoder(micro_clip), theta=0.0, background_words=["sky"],
+                  precision=precision, max_iterations=1)
+        return car(image, ["cat", "dog", "person"])
+
+    full, half = run("fp32"), run("bf16")
+    assert half.maps.dtype == np.float32 and half.maps.shape == full.maps.shape
+    assert np.abs(half.maps - full.maps).mean() < 0.1

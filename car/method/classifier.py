@@ -37,7 +37,7 @@ def double_softmax_scores(image_emb: torch.Tensor, text_emb: torch.Tensor, logit
 
     T = 1 gives the single softmax P_1 (referring mode); T > 1 the double softmax.
     """
-    logits = logit_scale * torch.einsum("kd,tjd->tkj", image_emb, text_emb)  # [T, K, J]
+    logits = logit_scale * torch.einsum("kd,tjd->tkj", image_emb.float(), text_emb.float())  # [T, K, J]
     per_template = logits.softmax(dim=-1)  # P_t[k, j]
     if text_emb.shape[0] == 1:
         return per_template[0]
@@ -81,4 +81,4 @@ class MaskClassifier:
         text_emb = self.text(flat).reshape(len(texts), len(texts[0]), -1)  # [T, J, D]
         q = double_softmax_scores(self.encode_images(images), text_emb, self.clip.logit_scale)  # [K, J]
         k = len(images)
-        return q[torch.arange(k), torch.arange(k)].cpu()
+        return q[torch.arange(k), torch.arange(k)].float().cpu()

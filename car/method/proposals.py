@@ -3,9 +3,8 @@
     image [H, W, 3] uint8 --encode()--> ImageEncoding (query independent, reused every step)
     ImageEncoding + query texts --__call__()--> proposal maps [K, H, W] in [0, 1]
 
-The K gradCAMs of a step come from ONE forward of the last block on K copies of its input and
-ONE backward of the summed objective; copy k only receives the gradient of its own query's
-probability, so this equals K separate forward/backward passes (tested).
+The K gradCAMs of a step come from ONE forward of the last block and ONE batched backward
+(K cotangents), which equals K separate forward/backward passes (tested).
 """
 
 from __future__ import annotations
@@ -117,21 +116,24 @@ class ProposalGenerator:
     def gradcam(self, enc: ImageEncoding, texts: torch.Tensor, target: torch.Tensor):
         """§3.3 for a batch of queries.
 
-        texts: [K, T, D] unit-norm text matrix per query copy; target: [K] index of the query's own
-        text in its row. Returns cams [K, h, w] in [0, 1] and the last block's attention [N, N].
+        texts: [K, T, D] unit-norm text matrix per query; target: [K] index of the query's own text
+        in its row. Returns cams [K, h, w] in [0, 1] and the last block's attention [N, N].
+
+        One forward of the last block, then one batched backward (autograd's vmap over K
+        cotangents): query k's gradient is exactly that of its own probability p_k, as if each
+        query had its own forward/backward pass (tested against that).
         """
         visual, last = self.clip.visual, self.clip.visual.transformer.resblocks[-1]
         k = texts.shape[0]
-        x = enc.x.expand(k, -1, -1)  # [K, 1+N, C]
         with torch.enable_grad():
-            z = last.ln_1(x).detach().requires_grad_(True)  # hooked activation Z, [K, 1+N, C]
-            y, attn = block_forward(last, x, need_weights=True, z=z)
-            v = F.normalize(project(visual, y[:, 1:]).mean(dim=1), dim=-1)  # patch-mean embedding [K, D]
-            logits = self.clip.logit_scale * torch.einsum("kd,ktd->kt", v, texts)  # [K, T]
-            prob = logits.softmax(dim=-1)
-            objective = prob[torch.arange(k), target].sum()  # copy k: p_k of its own query
-            (grad,) = torch.autograd.grad(objective, z)  # [K, 1+N, C]
-        zp, gp = z.detach()[:, 1:], grad[:, 1:]  # drop CLS: [K, N, C]
+            z = last.ln_1(enc.x).detach().requires_grad_(True)  # hooked activation Z, [1, 1+N, C]
+            y, attn = block_forward(last, enc.x, need_weights=True, z=z)
+            v = F.normalize(project(visual, y[:, 1:]).mean(dim=1), dim=-1)  # patch-mean embedding [1, D]
+            logits = self.clip.logit_scale * torch.einsum("d,ktd->kt", v[0], texts)  # [K, T]
+            prob = logits.softmax(dim=-1)[torch.arange(k), target]  # p_k of each query's own text, [K]
+            eye = torch.eye(k, dtype=prob.dtype, device=prob.device)  # cotangent k selects p_k
+            (grad,) = torch.autograd.grad(prob, z, grad_outputs=eye, is_grads_batched=True)  # [K, 1, 1+N, C]
+        zp, gp = z.detach()[:, 1:], grad[:, 0, 1:]  # drop CLS: [1, N, C], [K, N, C]
         weights = gp.mean(dim=1, keepdim=True)  # channel weights a_d, [K, 1, C]
         cam = (weights * zp).sum(dim=-1).clamp_min(0)  # [K, N]
         cam = minmax(minmax(cam).clamp_min(0))
@@ -153,9 +155,10 @@ class ProposalGenerator:
             idx = torch.arange(start, min(start + self.chunk_size, k), device=queries.device)
             cam, last_attn = self._cams(enc, queries, background, idx, compete)
             cams.append(cam)
-        cams = torch.cat(cams)  # [K, h, w]
-        s = affinity(enc.trunk_attn + [last_attn])  # [N, N]
-        return self._refine(cams, s, enc)
+        cams = torch.cat(cams).float()  # [K, h, w]
+        with torch.autocast(cams.device.type, enabled=False):  # the refinement always runs in fp32
+            s = affinity([a.float() for a in enc.trunk_attn + [last_attn]])  # [N, N]
+            return self._refine(cams, s, enc)
 
     def _cams(self, enc, queries, background, idx, compete):
         n = len(idx)

@@ -44,6 +44,9 @@ class CarResult:
         return out
 
 
+AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # mixed precision (Q32)
+
+
 def prune(scores: torch.Tensor, theta: float) -> list[int]:
     """Positions whose score is strictly above θ; if none, the single best (first on ties)."""
     keep = [i for i, s in enumerate(scores.tolist()) if s > theta]
@@ -63,6 +66,8 @@ class CaR:
             steps and output that step's maps for all its live queries (1 = no recurrence).
         legacy_unfiltered_templates: quirk Q15 of the 2024 revision (classifier texts not pruned).
         compete: True = queries compete in one gradCAM softmax (semantic); False = referring mode.
+        precision: "fp32", or "bf16"/"fp16" autocast of both CLIPs (mainly for GPUs; official CUDA
+            runs were fp16, quirk Q32).
         char_filter_bug: quirk Q35 (referring configs, no template list): from step 2 on the official
             code filters the flat classifier string list as if it were per-template lists, so the
             classifier sees, for every ORIGINAL expression t, the characters of
@@ -73,7 +78,7 @@ class CaR:
     def __init__(self, proposals: ProposalGenerator, classifier: MaskClassifier, prompt: VisualPrompt,
                  proposal_text: TextEncoder, theta: float, background_words, cam_text_after_first: str = "origami",
                  max_iterations: int | None = None, legacy_unfiltered_templates: bool = False, compete: bool = True,
-                 char_filter_bug: bool = False):
+                 char_filter_bug: bool = False, precision: str = "fp32"):
         self.proposals = proposals
         self.classifier = classifier
         self.prompt = prompt
@@ -85,8 +90,17 @@ class CaR:
         self.legacy_unfiltered_templates = legacy_unfiltered_templates
         self.compete = compete
         self.char_filter_bug = char_filter_bug
+        if precision not in AUTOCAST_DTYPES:
+            raise ValueError(f"car.precision must be one of {sorted(AUTOCAST_DTYPES)}, got {precision!r}")
+        self.precision = precision
 
     def __call__(self, image: np.ndarray, queries: list[str], background_words=None, prompt_types=None) -> CarResult:
+        dtype = AUTOCAST_DTYPES[self.precision]
+        device = getattr(getattr(self.proposals, "clip", None), "device", torch.device("cpu"))
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            return self._run(image, queries, background_words, prompt_types)
+
+    def _run(self, image, queries, background_words, prompt_types) -> CarResult:
         """image [H, W, 3] uint8 RGB; queries: K0 strings. Background words and prompt types may be
         overridden per call (Pascal Context's stuff pass uses the thing names and blur+gray)."""
         words = self.background_words if background_words is None else list(background_words)

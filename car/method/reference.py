@@ -49,4 +49,4 @@ class ReferenceMaskClassifier(MaskClassifier):
             summed = summed + (self.clip.logit_scale * image_emb @ text_emb.T).softmax(dim=-1)  # Σ_t P_t [K, J]
         q = summed if len(texts) == 1 else summed.softmax(dim=-1)
         k = len(images)
-        return q[torch.arange(k), torch.arange(k)].cpu()
+        return q[torch.arange(k), torch.arange(k)].float().cpu()
