@@ -161,6 +161,7 @@ def main() -> None:
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--name", default="")
     p.add_argument("--json-stdout", action="store_true")
+    p.add_argument("--out-dir", type=Path, default=REPO / "results" / "benchmarks")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -199,7 +200,7 @@ def main() -> None:
     if args.memory_curve:
         report["memory_curve"] = memory_curve(args)
     name = args.name or f"car_{args.device}_{args.proposal}_{args.classifier}_q{args.queries}_{args.precision}"
-    out = REPO / "results" / "benchmarks" / f"{name}.json"
+    out = args.out_dir / f"{name}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(report, indent=2))
     print(json.dumps({k: v for k, v in report.items() if k != "memory_curve"}, indent=2))
