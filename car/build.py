@@ -49,8 +49,10 @@ def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipMo
                                   chunk_size=c.chunk_size)
     classifier = MaskClassifier(classifier_clip, list(c.templates), skip_last_block=q.classifier_skip_last_block,
                                 batch_size=c.classifier_batch_size)
+    text_cache = cfg.paths.get("cache_dir")  # on-disk text embeddings, reused across runs and sweeps
+    classifier.text = TextEncoder(classifier_clip, cache_dir=text_cache)
     prompt = VisualPrompt(list(c.prompts), eta=c.eta, gray_weights=q.gray_weights)
-    return CaR(proposals, classifier, prompt, TextEncoder(proposal_clip), theta=c.theta,
+    return CaR(proposals, classifier, prompt, TextEncoder(proposal_clip, cache_dir=text_cache), theta=c.theta,
                background_words=list(c.background_words), cam_text_after_first=q.cam_text_after_first,
                max_iterations=c.max_iterations, legacy_unfiltered_templates=q.legacy_unfiltered_templates,
                compete=not referring,

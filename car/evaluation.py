@@ -13,9 +13,12 @@ from torch.utils.data import DataLoader
 from car.build import (build_dataset, build_loggers, build_metric, build_segmenter, build_trainer, is_referring,
                        load_backbones)
 from car.data.common import list_collate
+from car.distributed import gather_predictions
+from car.method.text import flush_all as flush_text_caches
 from car.metrics import segmentation_scores
 from car.predictor import CarPredictor
 from car.results import build_metrics, print_summary, write_outputs
+from car.tracking import log_to_loggers
 from car.viz import save_overlays
 
 log = logging.getLogger(__name__)
@@ -61,6 +64,8 @@ def evaluate(cfg: DictConfig) -> dict:
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
     trainer.predict(predictor, dataloaders=loader, return_predictions=False)
+    flush_text_caches()
+    per_image, examples, car_seconds = gather_predictions(predictor)  # all DDP ranks, dataset order
 
     computed = predictor.metric.compute()
     if is_referring(cfg):
@@ -69,16 +74,12 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         scores = semantic_scores(cfg, computed.cpu())
         class_names = list(cfg.dataset.class_names)
-    metrics = build_metrics(cfg, scores, num_images=len(predictor.per_image), elapsed=time.perf_counter() - start,
-                            car_seconds=predictor.seconds, per_image=predictor.per_image)
+    metrics = build_metrics(cfg, scores, num_images=len(per_image), elapsed=time.perf_counter() - start,
+                            car_seconds=car_seconds, per_image=per_image)
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)
-        save_overlays(predictor.examples, class_names, out_dir / "overlays")
-        for logger in loggers:
-            logger.log_hyperparams({"dataset": cfg.dataset.name, "backbone": cfg.backbone.name,
-                                    "eta": cfg.car.eta, "theta": cfg.car.theta, "lambda": cfg.car["lambda"]})
-            logger.log_metrics({k: v for k, v in metrics.items() if k in ("miou", "oiou", "pixel_accuracy")})
-            logger.save()
+        overlays = save_overlays(examples, class_names, out_dir / "overlays")
+        log_to_loggers(loggers, cfg, metrics, overlays)
         print_summary(metrics)
         log.info("wrote %s", path)
     return metrics
