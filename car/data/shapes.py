@@ -283,11 +283,12 @@ def scene_seed(split: str, index: int, seed: int = 0) -> np.random.SeedSequence:
 class ShapesDataset(Dataset):
     """Fixed-size split of procedurally rendered scenes (rendered on access, deterministic)."""
 
-    def __init__(self, split: str = "val", num_images: int = 200, size: int = DEFAULT_SIZE, seed: int = 0):
+    def __init__(self, split: str = "val", num_images: int = 200, size: int = DEFAULT_SIZE, seed: int = 0,
+                 limit: int | None = None):
         if split not in SPLIT_IDS:
             raise ValueError(f"unknown split {split!r}; expected one of {sorted(SPLIT_IDS)}")
         self.split = split
-        self.num_images = int(num_images)
+        self.num_images = int(num_images) if limit is None else min(int(num_images), int(limit))
         self.size = int(size)
         self.seed = int(seed)
         self.classes = list(CLASSES)
