@@ -155,6 +155,9 @@ class TextEncoder:
             os.close(fd)
             try:
                 torch.save({"arch": str(self.clip.arch), "weights": self._digest, "embeddings": merged}, tmp)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; cache files are shareable
                 os.replace(tmp, path)
             finally:
                 if os.path.exists(tmp):
