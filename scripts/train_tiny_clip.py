@@ -282,6 +282,7 @@ def train(
     time_limit=None,
     fixed_batch=False,
     text_warmup=150,
+    stop_at=None,
     log=print,
 ):
     torch.manual_seed(seed)
@@ -314,7 +315,7 @@ def train(
     step = 0
     total = steps  # length of the lr schedule; may be shortened once to fit time_limit
     for step, batch in enumerate(loader):
-        if step >= total:
+        if step >= total or (stop_at is not None and step >= stop_at):
             break
         if time_limit and step == 30:
             per_step = (time.time() - t0) / 30
@@ -418,6 +419,8 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     ap.add_argument("--text-warmup", type=int, default=150, help="text-tower-only warm-up steps")
+    ap.add_argument("--stop-at", type=int, default=None,
+                    help="stop after this many steps without changing the --steps lr schedule")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="5 quick steps (CI)")
     args = ap.parse_args(argv)
@@ -427,7 +430,7 @@ def main(argv=None):
     model, tokenizer, info = train(
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr=args.lr, wd=args.wd, size=args.size,
         workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
-        time_limit=args.time_limit, text_warmup=args.text_warmup,
+        time_limit=args.time_limit, text_warmup=args.text_warmup, stop_at=args.stop_at,
     )
     print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
     if not args.no_eval:
