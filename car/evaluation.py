@@ -13,11 +13,13 @@ from torch.utils.data import DataLoader
 from car.build import (build_dataset, build_loggers, build_metric, build_segmenter, build_trainer, is_referring,
                        load_backbones)
 from car.data.common import list_collate
-from car.distributed import gather_predictions
+from car.data.guard import GuardedDataset
+from car.distributed import gather_interleaved, gather_predictions, gather_sum
 from car.method.text import flush_all as flush_text_caches
 from car.metrics import segmentation_scores
 from car.predictor import CarPredictor
 from car.results import build_metrics, print_summary, write_outputs
+from car.store import PredictionStore, run_key
 from car.tracking import log_to_loggers
 from car.viz import save_overlays
 
@@ -55,11 +57,12 @@ def evaluate(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)
-    dataset = build_dataset(cfg)
+    dataset = GuardedDataset(build_dataset(cfg), cfg.get("on_bad_sample", "fail"))
+    store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
     proposal_clip, classifier_clip = load_backbones(cfg)
     segmenter = build_segmenter(cfg, proposal_clip, classifier_clip)
     predictor = CarPredictor(segmenter, [proposal_clip.model, classifier_clip.model], build_metric(cfg),
-                             keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0))
+                             keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0), store=store)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
@@ -74,6 +77,12 @@ def evaluate(cfg: DictConfig) -> dict:
     else:
         scores = semantic_scores(cfg, computed.cpu())
         class_names = list(cfg.dataset.class_names)
+    skipped = gather_interleaved(predictor.skipped)
+    scores["skipped"] = {"count": len(skipped), "on_bad_sample": cfg.get("on_bad_sample", "fail"), "samples": skipped}
+    scores["resumed_images"] = int(gather_sum(predictor.resumed))
+    scores["rss_mb_trace"] = predictor.rss_trace  # rank 0's (images done, resident MB)
+    if store is not None:
+        scores["predictions"] = {"dir": str(store.dir), "bytes_per_image": store.bytes_used() / max(len(per_image), 1)}
     metrics = build_metrics(cfg, scores, num_images=len(per_image), elapsed=time.perf_counter() - start,
                             car_seconds=car_seconds, per_image=per_image)
     if trainer.is_global_zero:

@@ -13,6 +13,7 @@ critical path. The metric is a sum, so the completion order does not change any 
 from __future__ import annotations
 
 import multiprocessing
+import resource
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 
@@ -22,19 +23,32 @@ import torch
 import torchmetrics
 
 
+def resident_mb() -> float:
+    """Current resident set size of this process in MB (Linux /proc; 0 elsewhere)."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * resource.getpagesize() / 2**20
+    except OSError:
+        return 0.0
+
+
 def _finish(cpu_segmenter, image: np.ndarray, proposals) -> np.ndarray:
     return cpu_segmenter.finish(image, proposals)
 
 
 class CarPredictor(pl.LightningModule):
     def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0,
-                 crf_workers: int = 0):
+                 crf_workers: int = 0, store=None):
         super().__init__()
         self.segmenter = segmenter
         self.clips = torch.nn.ModuleList(dict.fromkeys(models))  # registered so Lightning moves them
         self.metric = metric  # ConfusionMatrix (semantic) or ReferringIoU (referring)
         self.keep_examples = keep_examples
         self.crf_workers = crf_workers
+        self.store = store  # PredictionStore: finished images are saved and, on resume, reloaded
+        self.skipped: list[dict] = []  # samples replaced by on_bad_sample=skip markers
+        self.rss_trace: list[tuple[int, float]] = []  # (images done, resident MB), every 25 images
+        self.resumed = 0
         self.examples: list[dict] = []  # first images with their predictions, for overlays
         self.per_image: list[dict] = []
         self.seconds = 0.0
@@ -48,6 +62,14 @@ class CarPredictor(pl.LightningModule):
 
     def predict_step(self, batch: list[dict], batch_idx: int) -> None:
         for sample in batch:
+            if sample.get("skipped"):
+                self.skipped.append({"index": sample["index"], "error": sample["error"]})
+                continue
+            if self.store is not None and self.store.has(sample["image_id"]):
+                pred, info = self.store.load(sample["image_id"])
+                self.resumed += 1
+                self._record(sample, pred, info, save=False)
+                continue
             start = time.perf_counter()
             if self._pool is None:
                 pred, info = self.segmenter(sample)  # [H, W] int64 label map or binary mask
@@ -72,12 +94,16 @@ class CarPredictor(pl.LightningModule):
             future, sample = self._pending.pop(0)
             self._record(sample, future.result(), sample["info"])
 
-    def _record(self, sample: dict, pred: np.ndarray, info: dict) -> None:
+    def _record(self, sample: dict, pred: np.ndarray, info: dict, save: bool = True) -> None:
+        if save and self.store is not None:
+            self.store.save(sample["image_id"], pred, info)
         target = torch.from_numpy(np.ascontiguousarray(sample["target"])).to(self.device)
         # referring: the unit's prediction counts once per sentence (see car/metrics/referring.py)
         weight = {"weight": float(len(sample["sentences"]))} if "sentences" in sample else {}
         self.metric.update(torch.from_numpy(pred).to(self.device), target, **weight)
         self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"]})
+        if len(self.per_image) % 25 == 1:
+            self.rss_trace.append((len(self.per_image), resident_mb()))
         if len(self.examples) < self.keep_examples:
             self.examples.append({"image_id": sample["image_id"], "image": sample["image"],
                                   "target": sample["target"], "pred": pred})

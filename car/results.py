@@ -11,6 +11,8 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from car.errors import CarError
+
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
 
 
@@ -25,8 +27,15 @@ def versions() -> dict:
 
 
 def load_published(results_dir: str | Path) -> dict:
+    """results/published.yaml, read with the safe YAML loader (no Python tags are constructed)."""
     path = Path(results_dir) / "published.yaml"
-    return yaml.safe_load(path.read_text()) if path.is_file() else {}
+    if not path.is_file():
+        return {}
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as err:
+        raise CarError(f"{path} is not plain YAML ({type(err).__name__}): fix or restore the file.") from None
+    return data if isinstance(data, dict) else {}
 
 
 def published_row(cfg: DictConfig) -> dict | None:

@@ -1,0 +1,94 @@
+"""Per-image prediction store: what makes long runs resumable.
+
+Each finished image's prediction is written to
+
+    <output_dir>/predictions/<run key>/<image_id>.npz     (pred [H, W] + its info as JSON)
+
+atomically (temporary file, then rename), so a killed run leaves only whole files. Re-running
+with the same output directory (`hydra.run.dir=<dir>`) loads finished images instead of
+recomputing them, and the final metrics equal those of an uninterrupted run.
+
+The run key hashes everything that can change a prediction: the resolved method, dataset and
+backbone config, the seed, and the identity of the weights (file content hash, or open_clip
+tag, or "random init"). Any such change gives a new key, so stale predictions are never reused.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from functools import lru_cache
+from pathlib import Path
+
+import numpy as np
+from omegaconf import DictConfig, OmegaConf
+
+import car
+
+# Config keys that cannot change a prediction (where to write, how to log, how many at once).
+_IGNORED_DATASET_KEYS = ("limit",)
+
+
+@lru_cache(maxsize=16)
+def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def weights_identity(spec) -> str:
+    """A string that changes whenever the weights a backbone spec loads could change."""
+    pretrained = spec.get("pretrained")
+    if pretrained and Path(str(pretrained)).is_file():
+        st = Path(str(pretrained)).stat()
+        return f"{spec['arch']}:sha256:{_file_sha256(str(pretrained), st.st_size, st.st_mtime_ns)}"
+    return f"{spec['arch']}:{pretrained or 'random-init'}:quick_gelu={spec.get('quick_gelu', False)}"
+
+
+def run_key(cfg: DictConfig) -> str:
+    dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
+    for key in _IGNORED_DATASET_KEYS:
+        dataset.pop(key, None)
+        dataset.get("loader", {}).pop(key, None)
+    payload = {
+        "car": OmegaConf.to_container(cfg.car, resolve=True),
+        "dataset": dataset,
+        "backbone": [weights_identity(cfg.backbone.proposal), weights_identity(cfg.backbone.classifier)],
+        "seed": cfg.seed,
+        "version": car.__version__,
+    }
+    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+class PredictionStore:
+    def __init__(self, root: str | Path, key: str):
+        self.dir = Path(root) / "predictions" / key
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.key = key
+
+    def _path(self, image_id: str) -> Path:
+        safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in str(image_id))
+        return self.dir / f"{safe}.npz"
+
+    def has(self, image_id: str) -> bool:
+        return self._path(image_id).is_file()
+
+    def save(self, image_id: str, pred: np.ndarray, info: dict) -> Path:
+        path = self._path(image_id)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        with open(tmp, "wb") as f:
+            np.savez_compressed(f, pred=pred.astype(np.int16), info=np.array(json.dumps(info)))
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)  # atomic: readers see the old state or the whole new file
+        return path
+
+    def load(self, image_id: str) -> tuple[np.ndarray, dict]:
+        with np.load(self._path(image_id), allow_pickle=False) as data:
+            return data["pred"].astype(np.int64), json.loads(str(data["info"]))
+
+    def bytes_used(self) -> int:
+        return sum(p.stat().st_size for p in self.dir.glob("*.npz"))
