@@ -134,3 +134,9 @@ def test_memory_does_not_grow_per_image(tmp_path):
     print(f"RSS {trace[51]:.0f} MB at image 51 -> {trace[276]:.0f} MB at image 276 ({growth:+.1f} MB); "
           f"{metrics['predictions']['bytes_per_image']:.0f} bytes/image on disk")
     assert growth < 50
+
+
+def test_config_cannot_name_arbitrary_callables(tmp_path):
+    cfg = compose(SHAPES + ["dataset.loader._target_=os.system"], output_dir=tmp_path)
+    with pytest.raises(CarError, match="must name a loader in car.data"):
+        evaluate(cfg)
