@@ -36,8 +36,9 @@ class SemanticCaR:
     """
 
     def __init__(self, car: CaR, passes: list[QueryPass], crf: DenseCRF | None, bg_factor: float = 1.0,
-                 background: bool = True, oracle_queries: bool = False):
+                 background: bool = True, oracle_queries: bool = False, refiner=None):
         self.car = car
+        self.refiner = refiner  # optional mask refinement after the CRF: refiner(image, masks, scores) -> masks
         self.oracle_queries = oracle_queries
         self.passes = passes
         self.crf = crf
@@ -73,12 +74,14 @@ class SemanticCaR:
         label_map = np.zeros(image.shape[:2], dtype=np.int64)
         for maps, scores, ids in proposals:
             masks = semantic_masks(image, maps, self.crf, self.bg_factor, self.background)  # [K, H, W]
+            if self.refiner is not None:
+                masks = self.refiner(image, masks, scores)
             label_map = paint_label_map(masks, scores, ids, image.shape[:2], base=label_map)
         return label_map
 
     def cpu_part(self) -> "SemanticCaR":
         """A copy without the CLIP models, cheap to send to a worker process."""
-        return SemanticCaR(None, [], self.crf, self.bg_factor, self.background)
+        return SemanticCaR(None, [], self.crf, self.bg_factor, self.background, refiner=self.refiner)
 
 
 class ReferringCaR:
@@ -92,8 +95,9 @@ class ReferringCaR:
     """
 
     def __init__(self, car: CaR, crf: DenseCRF | None, bg_factor: float = 1.0, vote_threshold: float = 0.5,
-                 min_area: float = 0.05, crf_onehot_fixed: bool = True):
+                 min_area: float = 0.05, crf_onehot_fixed: bool = True, refiner=None):
         self.car = car
+        self.refiner = refiner  # optional mask refinement after the CRF: refiner(image, masks, scores) -> masks
         self.crf = crf
         self.bg_factor = bg_factor
         self.vote_threshold = vote_threshold
@@ -115,11 +119,14 @@ class ReferringCaR:
         masks = [binary_mask(image, m, self.crf, self.bg_factor) for m in maps]  # K x [H, W] bool
         if not self.crf_onehot_fixed:
             masks = [m for m in masks if m.any()]
+        if self.refiner is not None and masks:
+            masks = list(self.refiner(image, np.stack(masks), scores[: len(masks)]))
         mask = merge_expression_masks(masks, scores[: len(masks)], self.vote_threshold, self.min_area, image.shape[:2])
         return mask.astype(np.int64)
 
     def cpu_part(self) -> "ReferringCaR":
-        return ReferringCaR(None, self.crf, self.bg_factor, self.vote_threshold, self.min_area, self.crf_onehot_fixed)
+        return ReferringCaR(None, self.crf, self.bg_factor, self.vote_threshold, self.min_area, self.crf_onehot_fixed,
+                            refiner=self.refiner)
 
 
 def merge_expression_masks(masks: list[np.ndarray], scores: np.ndarray, vote_threshold: float, min_area: float,
