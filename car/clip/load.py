@@ -27,6 +27,7 @@ from pathlib import Path
 import open_clip
 import torch
 
+from car.clip.stems import apply_stem
 from car.errors import CarError
 
 log = logging.getLogger(__name__)
@@ -159,6 +160,7 @@ def load_clip(spec, device: str | torch.device = "cpu", role: str = "backbone") 
             "!! scores are meaningless; use this only for tests and timing.\n%s",
             "!" * 78, role, arch, "!" * 78,
         )
+        apply_stem(model, arch)
     elif _is_file_spec(pretrained):
         if not Path(pretrained).is_file():
             raise CarError(
@@ -166,6 +168,7 @@ def load_clip(spec, device: str | torch.device = "cpu", role: str = "backbone") 
                 f"point backbone.{role}.pretrained=/path/to/weights.pt at an existing checkpoint."
             )
         model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+        apply_stem(model, arch)
         _load_weights_file(model, pretrained, arch)
     else:
         tags = open_clip.list_pretrained_tags_by_model(arch)
