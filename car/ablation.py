@@ -38,11 +38,16 @@ def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
 
 
+def expected_key(name: str) -> str:
+    return f"shapes_{slug(name)}"
+
+
 def run_variants(base: list[str], variants: dict[str, list[str]], out_root: str | Path) -> list[dict]:
     rows = []
     for name, overrides in variants.items():
         out = Path(out_root) / slug(name)
-        metrics = evaluate(compose(base + overrides, output_dir=out))
+        key = [f"dataset.published_key={expected_key(name)}"]  # so `python -m car.report` can check it
+        metrics = evaluate(compose(base + overrides + key, output_dir=out))
         rows.append({"variant": name, "overrides": overrides, "miou": round(metrics["miou"], 2),
                      "pixel_accuracy": round(metrics["pixel_accuracy"], 2), "mean_steps": round(metrics["mean_steps"], 2),
                      "num_images": metrics["num_images"], "s_per_image": metrics["car_s_per_image"]})

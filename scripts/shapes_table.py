@@ -17,12 +17,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, markdown_table, run_variants  # noqa: E402
+from car.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, expected_key, markdown_table, run_variants  # noqa: E402
 
 CI_IMAGES = 40
+CI_TOLERANCE = 1.0  # mIoU points: CPU float differences across machines move a few pixels, not points
 
 
 def main() -> None:
@@ -42,6 +45,11 @@ def main() -> None:
                "minutes": round((time.time() - start) / 60, 1)}
     name = "shapes" if args.num_images == 200 else f"shapes_{args.num_images}"
     (args.out / f"{name}.json").write_text(json.dumps(payload, indent=2))
+    # the CI subset as expected values for `python -m car.report <dir> --published results/shapes_expected.yaml`
+    expected = {"semantic": {expected_key(r["variant"]): {"miou": r["miou"], "tolerance": CI_TOLERANCE} for r in ci}}
+    header = (f"# Expected mIoU of the shapes CI subset ({CI_IMAGES} images), written by {payload['command']}.\n"
+              "# Checked by tests/test_shapes_table.py through `python -m car.report`.\n")
+    (args.out / f"{name}_expected.yaml").write_text(header + yaml.safe_dump(expected, sort_keys=False))
     by = {r["variant"]: r["miou"] for r in full}
     car, single, nocrf = by[SHAPES_CI_VARIANTS[0]], by["single pass, no pruning"], by["CaR without CRF"]
     prompts = sorted(((v, k) for k, v in by.items() if k.startswith("prompt:")), reverse=True)
