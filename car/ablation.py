@@ -19,6 +19,7 @@ SHAPES_VARIANTS: dict[str, list[str]] = {
     "single pass, no pruning": ["car.max_iterations=1"],
     "CaR without CRF": ["car.crf.enabled=false"],
     "oracle classes, single pass (gradCAM localisation)": ["car.oracle_queries=true", "car.max_iterations=1"],
+    "CaR, bf16 autocast": ["car.precision=bf16"],
     # visual-prompt ablation: full CaR, only the prompt changes (circle+blur = the first row)
     "prompt: circle": ["car.prompts=[circle]"],
     "prompt: blur": ["car.prompts=[blur]"],
