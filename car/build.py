@@ -15,8 +15,9 @@ from car.method.prompts import VisualPrompt
 from car.method.proposals import ProposalGenerator
 from car.method.recurrence import CaR
 from car.method.segmenter import QueryPass, ReferringCaR, SemanticCaR
-from car.metrics import ConfusionMatrix, ReferringIoU
 from car.method.text import TextEncoder
+from car.metrics import ConfusionMatrix, ReferringIoU
+from car.sam import build_sam
 
 
 def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
@@ -73,9 +74,11 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
     """Semantic: queries and label ids from the dataset config (`queries` for ids 1..K, or
     `passes`). Referring: queries are each sample's sentences."""
     d = cfg.dataset
+    sam_masks, sam_match = build_sam(cfg)  # (None, None) unless postprocess=sam
     if is_referring(cfg):
         return ReferringCaR(build_car(cfg, proposal_clip, classifier_clip), build_crf(cfg),
-                            bg_factor=cfg.car.crf.bg_factor, crf_onehot_fixed=cfg.car.quirks.crf_onehot_fixed)
+                            bg_factor=cfg.car.crf.bg_factor, crf_onehot_fixed=cfg.car.quirks.crf_onehot_fixed,
+                            sam_masks=sam_masks, sam_match=sam_match)
     if d.get("passes"):
         passes = [QueryPass(list(p.queries), list(p.label_ids), p.get("background_words"), p.get("prompts"))
                   for p in d.passes]
@@ -87,7 +90,8 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
     background = d.get("bg_protocol") != "standard"
     return SemanticCaR(build_car(cfg, proposal_clip, classifier_clip), passes, build_crf(cfg),
                        bg_factor=cfg.car.crf.bg_factor, background=background,
-                       oracle_queries=bool(cfg.car.get("oracle_queries", False)))
+                       oracle_queries=bool(cfg.car.get("oracle_queries", False)),
+                       sam_masks=sam_masks, sam_match=sam_match)
 
 
 def build_metric(cfg: DictConfig):

@@ -10,8 +10,15 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
-from car.build import (build_dataset, build_loggers, build_metric, build_segmenter, build_trainer, is_referring,
-                       load_backbones)
+from car.build import (
+    build_dataset,
+    build_loggers,
+    build_metric,
+    build_segmenter,
+    build_trainer,
+    is_referring,
+    load_backbones,
+)
 from car.data.common import list_collate
 from car.data.guard import GuardedDataset
 from car.distributed import gather_interleaved, gather_predictions, gather_sum
@@ -19,6 +26,7 @@ from car.method.text import flush_all as flush_text_caches
 from car.metrics import segmentation_scores
 from car.predictor import CarPredictor
 from car.results import build_metrics, print_summary, write_outputs
+from car.sam import sam_record
 from car.store import PredictionStore, run_key
 from car.tracking import log_to_loggers
 from car.viz import save_overlays
@@ -61,7 +69,9 @@ def evaluate(cfg: DictConfig) -> dict:
     store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
     proposal_clip, classifier_clip = load_backbones(cfg)
     segmenter = build_segmenter(cfg, proposal_clip, classifier_clip)
-    predictor = CarPredictor(segmenter, [proposal_clip.model, classifier_clip.model], build_metric(cfg),
+    sam = getattr(segmenter, "sam_masks", None)  # SAM's automatic masks (postprocess=sam), moved with CLIP
+    models = [proposal_clip.model, classifier_clip.model] + ([sam.sam] if sam is not None else [])
+    predictor = CarPredictor(segmenter, models, build_metric(cfg),
                              keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0), store=store)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)
@@ -80,6 +90,8 @@ def evaluate(cfg: DictConfig) -> dict:
     skipped = gather_interleaved(predictor.skipped)
     scores["skipped"] = {"count": len(skipped), "on_bad_sample": cfg.get("on_bad_sample", "fail"), "samples": skipped}
     scores["resumed_images"] = int(gather_sum(predictor.resumed))
+    scores["postprocess"] = {"name": cfg.postprocess.get("name", "none") if "postprocess" in cfg else "none",
+                             "sam": sam_record(cfg, sam)}
     scores["rss_mb_trace"] = predictor.rss_trace  # rank 0's (images done, resident MB)
     if store is not None:
         scores["predictions"] = {"dir": str(store.dir), "bytes_per_image": store.bytes_used() / max(len(per_image), 1)}

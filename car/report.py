@@ -8,7 +8,8 @@ Every metrics.json under <dir> is one row. Its expected entry is found by the ru
 `dataset.published_key` (e.g. `voc21`, `refcoco/testA`) in the file's `car.semantic` /
 `car.referring` section; a file without a `car:` top level may hold those sections directly, or
 just the rows of one section (the format of published.yaml's car.semantic). A row is a number or
-a mapping with `miou` and an optional `tolerance` (points, default 1.0). Without --published,
+a mapping with `miou` and an optional `tolerance` (points, default 1.0); runs refined with SAM
+(`postprocess=sam*`) are compared with the row's `sam_miou` ("CaR + SAM"). Without --published,
 results/published.yaml is used and a run's own stored `published` field is the fallback.
 
 Prints a Markdown table (also written to <dir>/report.md). Exit status: 0 when every run is within
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import yaml
 
+from car.results import sam_row, uses_sam
 from car.sweep import collect_runs
 
 DEFAULT_PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "published.yaml"
@@ -59,6 +61,9 @@ def compare(runs: list[dict], expected: dict, use_stored: bool, default_toleranc
     for run in runs:
         key = published_key(run)
         row = lookup(expected, run.get("task", "semantic"), key)
+        sam = uses_sam(run.get("config"))
+        if sam:  # CaR + SAM runs are compared with the paper's SAM rows
+            row = sam_row(row)
         if row is None and use_stored and isinstance(run.get("published"), dict):
             row = run["published"] if run["published"].get("miou") is not None else None
         got = run.get("miou")
@@ -70,7 +75,7 @@ def compare(runs: list[dict], expected: dict, use_stored: bool, default_toleranc
             delta = got - want
             status = "ok" if abs(delta) <= tol + 1e-9 else "FAIL"
         backbone = run.get("backbone")
-        rows.append({"run": run["_run"], "dataset": run.get("dataset"), "key": key or "—",
+        rows.append({"run": run["_run"], "dataset": run.get("dataset"), "key": (key or "—") + (" + SAM" if sam else ""),
                      "backbone": backbone.get("name") if isinstance(backbone, dict) else backbone,
                      "images": run.get("num_images"), "miou": got, "expected": want, "delta": delta,
                      "tolerance": tol, "status": status})

@@ -50,7 +50,21 @@ def published_row(cfg: DictConfig) -> dict | None:
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, (int, float)):
         node = {"miou": float(node)}
-    return node
+    sam = "postprocess" in cfg and cfg.postprocess.get("name") == "sam"
+    return sam_row(node) if sam else node
+
+
+def uses_sam(config: dict) -> bool:
+    """Whether a run (its config as a dict) refined its masks with SAM (`postprocess=sam*`)."""
+    return ((config or {}).get("postprocess") or {}).get("name") == "sam"
+
+
+def sam_row(row: dict | None) -> dict | None:
+    """The "CaR + SAM" version of a published row: its `sam_miou` as the mIoU, or None where the
+    paper has no SAM number for that dataset."""
+    if not isinstance(row, dict) or row.get("sam_miou") is None:
+        return None
+    return {**{k: v for k, v in row.items() if k != "sam_miou"}, "miou": float(row["sam_miou"]), "sam": True}
 
 
 def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float, car_seconds: float,

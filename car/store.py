@@ -30,6 +30,12 @@ import car
 _IGNORED_DATASET_KEYS = ("limit",)
 
 
+def file_sha256(path: str | Path) -> str:
+    """Content hash of a weights file, computed once per (path, size, mtime)."""
+    st = Path(path).stat()
+    return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
+
+
 @lru_cache(maxsize=16)
 def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
     digest = hashlib.sha256()
@@ -48,6 +54,18 @@ def weights_identity(spec) -> str:
     return f"{spec['arch']}:{pretrained or 'random-init'}:quick_gelu={spec.get('quick_gelu', False)}"
 
 
+def postprocess_identity(cfg: DictConfig) -> dict | None:
+    """The post-processing settings, plus the SAM weights' identity when SAM refines the masks."""
+    if "postprocess" not in cfg:
+        return None
+    post = OmegaConf.to_container(cfg.postprocess, resolve=True)
+    if post.get("name") == "sam":
+        from car.sam.generator import sam_identity
+
+        post["weights"] = sam_identity(post["variant"], post["encoder"], post.get("checkpoint"), cfg.seed)
+    return post
+
+
 def run_key(cfg: DictConfig) -> str:
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
     for key in _IGNORED_DATASET_KEYS:
@@ -57,6 +75,8 @@ def run_key(cfg: DictConfig) -> str:
         "car": OmegaConf.to_container(cfg.car, resolve=True),
         "dataset": dataset,
         "backbone": [weights_identity(cfg.backbone.proposal), weights_identity(cfg.backbone.classifier)],
+        "method": OmegaConf.to_container(cfg.method, resolve=True) if "method" in cfg else None,
+        "postprocess": postprocess_identity(cfg),
         "seed": cfg.seed,
         "version": car.__version__,
     }

@@ -328,13 +328,20 @@ def train(
     text_warmup=150,
     stop_at=None,
     objective="sigmoid",
+    init=None,
+    data_offset=0,
     log=print,
 ):
     torch.manual_seed(seed)
     model, tokenizer = build_model()
     model.train()
-    with torch.no_grad():
-        model.logit_scale.fill_(math.log(10.0))
+    if init is not None:  # continue from saved weights (a second stage of a staged run)
+        sd = torch.load(init, map_location="cpu", weights_only=True)
+        model.load_state_dict({k: v.float() if v.is_floating_point() else v for k, v in sd.items()})
+        log(f"initialised from {init}")
+    else:
+        with torch.no_grad():
+            model.logit_scale.fill_(math.log(10.0))
     bias = torch.nn.Parameter(torch.tensor(-2.5))
     opt = make_optimizer(model, bias, lr, wd)
     warmup = warmup if warmup is not None else max(1, min(300, steps // 20))
@@ -349,12 +356,12 @@ def train(
         loader = (b0 for _ in range(steps))
     elif workers > 0:
         loader = torch.utils.data.DataLoader(
-            BatchStream(seed, steps, batch_size, size, objective=objective), batch_size=None, shuffle=False, num_workers=workers,
+            BatchStream(seed, steps + data_offset, batch_size, size, start=data_offset, objective=objective), batch_size=None, shuffle=False, num_workers=workers,
             prefetch_factor=4, persistent_workers=False,
         )
     else:
         make = make_batch_ce if objective == "ce" else make_batch
-        loader = (make(seed, s, batch_size, size) for s in range(steps))
+        loader = (make(seed, data_offset + s, batch_size, size) for s in range(steps))
     history = []
     t0 = time.time()
     ema = None
@@ -470,6 +477,10 @@ def main(argv=None):
     ap.add_argument("--objective", choices=["ce", "sigmoid"], default="ce",
                     help="ce: one-of-K losses on single objects + prompted objects (default); "
                          "sigmoid: multi-label scenes (the first attempt)")
+    ap.add_argument("--init", type=str, default=None,
+                    help="start from these weights (e.g. the previous stage's .pt) instead of random init")
+    ap.add_argument("--data-offset", type=int, default=0,
+                    help="first step index of the scene stream (a later stage sees new scenes)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="5 quick steps (CI)")
     args = ap.parse_args(argv)
@@ -480,6 +491,7 @@ def main(argv=None):
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr=args.lr, wd=args.wd, size=args.size,
         workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
         time_limit=args.time_limit, text_warmup=args.text_warmup, stop_at=args.stop_at, objective=args.objective,
+        init=args.init, data_offset=args.data_offset,
     )
     print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
     if not args.no_eval:

@@ -11,7 +11,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from car.method.postprocess import DenseCRF, binary_mask, paint_label_map, semantic_masks
+from car.method.postprocess import (
+    DenseCRF,
+    binary_mask,
+    paint_label_map,
+    semantic_masks,
+)
 from car.method.recurrence import CaR
 from car.method.text import clean_referring_expression
 
@@ -33,12 +38,15 @@ class SemanticCaR:
     background=False drops the CRF background channel (the peers' no-background protocol).
     oracle_queries=True is a DIAGNOSTIC, not CaR: each image is queried only with the classes
     present in its ground truth (it measures how well the proposals localise given the classes).
+    CaR + SAM: `sam_masks(image)` gives SAM's automatic masks (model side, next to CLIP) and
+    `sam_match(masks, sam_masks)` swaps matching final masks for them (CPU side, after the CRF).
     """
 
     def __init__(self, car: CaR, passes: list[QueryPass], crf: DenseCRF | None, bg_factor: float = 1.0,
-                 background: bool = True, oracle_queries: bool = False, refiner=None):
+                 background: bool = True, oracle_queries: bool = False, sam_masks=None, sam_match=None):
         self.car = car
-        self.refiner = refiner  # optional mask refinement after the CRF: refiner(image, masks, scores) -> masks
+        self.sam_masks = sam_masks  # SamMaskGenerator | None: image -> [N, H, W] bool
+        self.sam_match = sam_match  # SamMatcher | None: ([K, H, W], [N, H, W]) -> [K, H, W]
         self.oracle_queries = oracle_queries
         self.passes = passes
         self.crf = crf
@@ -50,10 +58,11 @@ class SemanticCaR:
         proposals, info = self.propose(sample)
         return self.finish(sample["image"], proposals), info
 
-    def propose(self, sample: dict) -> tuple[list[tuple[np.ndarray, np.ndarray, list[int]]], dict]:
-        """The CLIP part (GPU when there is one): per pass (maps [K, H, W], scores [K], label ids)."""
+    def propose(self, sample: dict) -> tuple[dict, dict]:
+        """The model part (GPU when there is one): {"passes": per pass (maps [K, H, W], scores [K],
+        label ids), "sam": SAM's masks [N, H, W] or None}."""
         image = sample["image"]
-        proposals, info = [], {"steps": [], "kept": []}
+        passes, info = [], {"steps": [], "kept": []}
         for qp in self.passes:
             queries, label_ids = qp.queries, qp.label_ids
             if self.oracle_queries:
@@ -64,24 +73,25 @@ class SemanticCaR:
                 queries, label_ids = [queries[i] for i in chosen], [label_ids[i] for i in chosen]
             result = self.car(image, queries, background_words=qp.background_words, prompt_types=qp.prompt_types)
             ids = [label_ids[i] for i in result.live]
-            proposals.append((result.maps, result.scores, ids))
+            passes.append((result.maps, result.scores, ids))
             info["steps"].append(result.steps)
             info["kept"].append(ids)
-        return proposals, info
+        sam = self.sam_masks(image) if self.sam_masks is not None else None
+        return {"passes": passes, "sam": sam}, info
 
-    def finish(self, image: np.ndarray, proposals) -> np.ndarray:
-        """The CPU part (dense CRF + painting); picklable, so it can run in a worker process."""
+    def finish(self, image: np.ndarray, proposals: dict) -> np.ndarray:
+        """The CPU part (dense CRF, SAM matching, painting); picklable, so it can run in a worker."""
         label_map = np.zeros(image.shape[:2], dtype=np.int64)
-        for maps, scores, ids in proposals:
+        for maps, scores, ids in proposals["passes"]:
             masks = semantic_masks(image, maps, self.crf, self.bg_factor, self.background)  # [K, H, W]
-            if self.refiner is not None:
-                masks = self.refiner(image, masks, scores)
+            if self.sam_match is not None and proposals["sam"] is not None:
+                masks = self.sam_match(masks, proposals["sam"])  # §7.5, then painted as §7.3
             label_map = paint_label_map(masks, scores, ids, image.shape[:2], base=label_map)
         return label_map
 
-    def cpu_part(self) -> "SemanticCaR":
-        """A copy without the CLIP models, cheap to send to a worker process."""
-        return SemanticCaR(None, [], self.crf, self.bg_factor, self.background, refiner=self.refiner)
+    def cpu_part(self) -> SemanticCaR:
+        """A copy without the CLIP and SAM models, cheap to send to a worker process."""
+        return SemanticCaR(None, [], self.crf, self.bg_factor, self.background, sam_match=self.sam_match)
 
 
 class ReferringCaR:
@@ -95,9 +105,10 @@ class ReferringCaR:
     """
 
     def __init__(self, car: CaR, crf: DenseCRF | None, bg_factor: float = 1.0, vote_threshold: float = 0.5,
-                 min_area: float = 0.05, crf_onehot_fixed: bool = True, refiner=None):
+                 min_area: float = 0.05, crf_onehot_fixed: bool = True, sam_masks=None, sam_match=None):
         self.car = car
-        self.refiner = refiner  # optional mask refinement after the CRF: refiner(image, masks, scores) -> masks
+        self.sam_masks = sam_masks  # as in SemanticCaR: each expression's CRF mask is matched before the vote
+        self.sam_match = sam_match
         self.crf = crf
         self.bg_factor = bg_factor
         self.vote_threshold = vote_threshold
@@ -112,21 +123,23 @@ class ReferringCaR:
         sentences = [clean_referring_expression(s) for s in sample["sentences"]]
         result = self.car(sample["image"], sentences)
         ids = sample.get("sentence_ids", list(range(len(sentences))))
-        return (result.maps, result.scores), {"steps": [result.steps], "kept": [[ids[i] for i in result.live]]}
+        sam = self.sam_masks(sample["image"]) if self.sam_masks is not None else None
+        proposals = {"maps": result.maps, "scores": result.scores, "sam": sam}
+        return proposals, {"steps": [result.steps], "kept": [[ids[i] for i in result.live]]}
 
-    def finish(self, image: np.ndarray, proposals) -> np.ndarray:
-        maps, scores = proposals
+    def finish(self, image: np.ndarray, proposals: dict) -> np.ndarray:
+        maps, scores = proposals["maps"], proposals["scores"]
         masks = [binary_mask(image, m, self.crf, self.bg_factor) for m in maps]  # K x [H, W] bool
         if not self.crf_onehot_fixed:
             masks = [m for m in masks if m.any()]
-        if self.refiner is not None and masks:
-            masks = list(self.refiner(image, np.stack(masks), scores[: len(masks)]))
+        if self.sam_match is not None and proposals["sam"] is not None and masks:
+            masks = list(self.sam_match(np.stack(masks), proposals["sam"]))
         mask = merge_expression_masks(masks, scores[: len(masks)], self.vote_threshold, self.min_area, image.shape[:2])
         return mask.astype(np.int64)
 
-    def cpu_part(self) -> "ReferringCaR":
+    def cpu_part(self) -> ReferringCaR:
         return ReferringCaR(None, self.crf, self.bg_factor, self.vote_threshold, self.min_area, self.crf_onehot_fixed,
-                            refiner=self.refiner)
+                            sam_match=self.sam_match)
 
 
 def merge_expression_masks(masks: list[np.ndarray], scores: np.ndarray, vote_threshold: float, min_area: float,
