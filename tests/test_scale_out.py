@@ -135,13 +135,28 @@ def hydra_compose(overrides: list[str]):
         return compose(config_name="config", overrides=overrides, return_hydra_config=True)
 
 
-def test_paper_table_experiment_sweeps_every_dataset():
+def test_paper_table_experiment_sweeps_every_paper_row():
+    """Every row of the sweep composes, and each one has a published number to be compared with:
+    the SAM rows with the paper's CaR + SAM numbers, the referring rows with their split's."""
+    from car.config import compose
+    from car.results import published_row
+
     cfg = hydra_compose(["experiment=paper_table"])
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
-    datasets = cfg.hydra.sweeper.params.dataset.split(",")
-    assert datasets == ["voc", "voc20", "coco_object", "context60", "context59", "refcoco", "refcoco_plus", "refcocog"]
-    for name in datasets:  # each dataset config exists and brings its paper backbone
-        assert (CONFIG_DIR / "dataset" / f"{name}.yaml").is_file()
+    rows = cfg.hydra.sweeper.params.paper_row.split(",")
+    assert {"voc21", "voc21_sam", "coco_object_sam", "context60_sam", "refcoco_testB", "refcocog_google_val"} <= set(rows)
+    assert len(rows) == len(set(rows)) == 17
+    expected = {}
+    for row in rows:
+        run = compose([f"paper_row={row}"])
+        assert run.postprocess.name == ("sam" if row.endswith("_sam") else "none")
+        published = published_row(run)
+        assert published is not None, row
+        expected[row] = (run.dataset.name, run.backbone.name, published["miou"])
+    assert expected["voc21"] == ("voc", "vitb16_vitl14", 67.6) and expected["voc21_sam"][2] == 70.2
+    assert expected["context60_sam"][2] == 31.1 and expected["coco_object_sam"][2] == 37.6
+    assert expected["refcoco_testA"] == ("refcoco", "vitb16", 35.36)
+    assert expected["refcocog_google_val"][2] == 36.63
 
 
 def test_sweep_configs_compose():
