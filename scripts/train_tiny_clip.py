@@ -2,21 +2,21 @@
 """Train the tiny CLIP ("car-tiny-vit") from scratch on the procedural shapes dataset.
 
 The model is a standard open_clip CLIP (config car/clip/model_configs/car-tiny-vit.json).
-Training is supervised-by-text: every step embeds all label words (10 classes + 8 textures)
-with randomly drawn prompt templates through the text tower, and trains the image tower's three
-forward paths used by CaR against them:
+Training is supervised by text: every step embeds the label words (10 classes, 8 textures) under
+randomly drawn templates through the text tower, and trains the image tower's three forward
+paths used by CaR against them (data: scripts/tiny_clip_data.py):
 
-  (a) mean of ln_post(patch tokens) after all L blocks @ proj   -> multi-label sigmoid (SigLIP-
-      style) over classes present + the background texture, on raw scenes   (gradCAM proposals)
-  (b) ln_post(CLS) after blocks 1..L-1 @ proj                   -> softmax CE over classes +
-      textures naming the visually prompted region (red ellipse / blur / grey / black-out mixes),
-      plus the multi-label loss on raw scenes                             (mask classifier)
-  (c) ln_post(CLS) after all L blocks @ proj (open_clip's encode_image) -> multi-label sigmoid
-                                                                            (plain zero-shot)
+  (a) mean of ln_post(patch tokens) after all L blocks @ proj          (gradCAM proposals)
+  (b) ln_post(CLS) after blocks 1..L-1 @ proj                           (mask classifier)
+  (c) ln_post(CLS) after all L blocks @ proj = open_clip's encode_image (plain zero-shot)
 
-Deterministic for a seed: scenes of step t are rendered from SeedSequence([seed, 0, t*B + j]).
+Objective `ce` (default): one-of-K softmax losses on single-object scenes for (a), (b), (c),
+texture names on (a), and the class of a visually prompted object of a multi-object scene on
+(b). Objective `sigmoid` (the first attempt): multi-label SigLIP-style losses on whole scenes.
+Deterministic for a seed: scenes of step t are rendered from SeedSequence([seed, 0, t*B + j]);
+`--init` + `--data-offset` continue a run from saved weights on new scenes (a second stage).
+The command that produced car/assets/tiny_clip.pt is in car/assets/tiny_clip.md.
 
-    python scripts/train_tiny_clip.py --steps 6000 --batch-size 64 --threads 2 --out car/assets/tiny_clip.pt
     python scripts/train_tiny_clip.py --smoke      # a few steps, for CI
 """
 
@@ -31,7 +31,6 @@ import sys
 import time
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,15 +39,16 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: the data module beside this file
+
 import open_clip  # noqa: E402
-from open_clip.constants import OPENAI_DATASET_MEAN, OPENAI_DATASET_STD  # noqa: E402
+from tiny_clip_data import LABELS, BatchStream, apply_prompt, make_batch, make_batch_ce, to_tensor  # noqa: E402
 
 from car.clip.stems import apply_stem  # noqa: E402
 from car.data.shapes import CLASSES, TEXTURES, render_scene  # noqa: E402
 
 ARCH = "car-tiny-vit"
 MODEL_CONFIG_DIR = ROOT / "car" / "clip" / "model_configs"
-LABELS = list(CLASSES) + list(TEXTURES)  # class k -> index k-1; texture t -> C + t
 C = len(CLASSES)
 # CaR's 15 semantic templates (../shared/data/class_names/car/semantic_templates.txt)
 CAR_TEMPLATES = [
@@ -69,10 +69,6 @@ CAR_TEMPLATES = [
     "There is a large {} in the scene.",
 ]
 TRAIN_TEMPLATES = ["{}"] + CAR_TEMPLATES + ["a {}.", "the {}.", "a picture of a {}."]
-PROMPT_TYPES = ["circle_blur", "circle", "blur", "gray", "black", "circle_gray"]
-PROMPT_PROBS = [0.35, 0.15, 0.2, 0.1, 0.1, 0.1]
-MEAN = np.array(OPENAI_DATASET_MEAN, np.float32)
-STD = np.array(OPENAI_DATASET_STD, np.float32)
 
 
 # --------------------------------------------------------------------------------------
@@ -117,103 +113,6 @@ def template_avg_text(model, tokenizer, words, templates=CAR_TEMPLATES):
         e = F.normalize(model.encode_text(tokenizer([t.format(w) for t in templates])), dim=-1).mean(0)
         out.append(F.normalize(e, dim=-1))
     return torch.stack(out)
-
-
-# --------------------------------------------------------------------------------------
-# visual prompts (same definitions as CaR: red 1-px ellipse, 15x15 sigma 2.6 blur outside)
-# --------------------------------------------------------------------------------------
-def ellipse_params(mask: np.ndarray):
-    ys, xs = np.nonzero(mask)
-    cx, cy = float(xs.mean()), float(ys.mean())
-    ax = max(1, int(round((xs.max() - xs.min() + 1) / 2)))
-    ay = max(1, int(round((ys.max() - ys.min() + 1) / 2)))
-    return (int(round(cx)), int(round(cy))), (ax, ay)
-
-
-def apply_prompt(image: np.ndarray, mask: np.ndarray, kind: str) -> np.ndarray:
-    img = image.copy()
-    m = mask[..., None]
-    if "blur" in kind:
-        img = np.where(m, img, cv2.GaussianBlur(image, (15, 15), 2.6))
-    if "gray" in kind:
-        g = cv2.cvtColor(image, cv2.COLOR_RGB2GRAY)[..., None].repeat(3, 2)
-        img = np.where(m, img, g)
-    if kind == "black":
-        img = np.where(m, img, 0).astype(np.uint8)
-    if "circle" in kind:
-        img = np.ascontiguousarray(img)
-        centre, axes = ellipse_params(mask)
-        cv2.ellipse(img, centre, axes, 0, 0, 360, (255, 0, 0), 1)
-    return img
-
-
-def to_tensor(images: list[np.ndarray]) -> torch.Tensor:
-    a = (np.stack(images).astype(np.float32) / 255.0 - MEAN) / STD
-    return torch.from_numpy(a).permute(0, 3, 1, 2).contiguous()
-
-
-# --------------------------------------------------------------------------------------
-# data
-# --------------------------------------------------------------------------------------
-def make_batch(seed: int, step: int, batch_size: int, size: int, bg_prompt_p: float = 0.15):
-    """Deterministic batch for a step: raw scenes + one visually prompted copy of each."""
-    raw, multi, prompted, ptarget = [], [], [], []
-    for j in range(batch_size):
-        ss = np.random.SeedSequence([seed, 0, step * batch_size + j])
-        scene_ss, aug_ss = ss.spawn(2)
-        sc = render_scene(scene_ss, size)
-        rng = np.random.default_rng(aug_ss)
-        y = np.zeros(len(LABELS), np.float32)
-        for cls, _m in sc["objects"]:
-            y[cls - 1] = 1.0
-        y[C + TEXTURES.index(sc["texture"])] = 1.0
-        raw.append(sc["image"])
-        multi.append(y)
-        objs = [(c, m) for c, m in sc["objects"] if m.sum() >= 12]
-        bg = sc["target"] == 0
-        if not objs or (rng.uniform() < bg_prompt_p and bg.sum() >= 12):
-            mask, t = bg, C + TEXTURES.index(sc["texture"])
-        else:
-            cls, mask = objs[rng.integers(len(objs))]
-            t = cls - 1
-        kind = PROMPT_TYPES[rng.choice(len(PROMPT_TYPES), p=PROMPT_PROBS)]
-        prompted.append(apply_prompt(sc["image"], mask, kind))
-        ptarget.append(t)
-    return to_tensor(raw), torch.from_numpy(np.stack(multi)), to_tensor(prompted), torch.tensor(ptarget)
-
-
-def make_batch_ce(seed: int, step: int, batch_size: int, size: int):
-    """The "ce" objective's batch: single-object scenes (class + texture labels) and prompted
-    objects of multi-object scenes (class label). One-of-K labels give a much denser signal than
-    multi-label scenes: measured here, 21% vs chance after ~250 steps (see car/assets/tiny_clip.md)."""
-    single, ycls, ytex, prompted, ptarget = [], [], [], [], []
-    for j in range(batch_size):
-        ss = np.random.SeedSequence([seed, 0, step * batch_size + j])
-        s1, s2, aug = ss.spawn(3)
-        sc = render_scene(s1, size, num_objects=1)
-        single.append(sc["image"])
-        ycls.append(sc["objects"][0][0] - 1)
-        ytex.append(TEXTURES.index(sc["texture"]))
-        sc = render_scene(s2, size)
-        rng = np.random.default_rng(aug)
-        objs = [(c, m) for c, m in sc["objects"] if m.sum() >= 12] or sc["objects"]
-        cls, mask = objs[rng.integers(len(objs))]
-        kind = PROMPT_TYPES[rng.choice(len(PROMPT_TYPES), p=PROMPT_PROBS)]
-        prompted.append(apply_prompt(sc["image"], mask, kind))
-        ptarget.append(cls - 1)
-    return (to_tensor(single), torch.tensor(ycls), torch.tensor(ytex), to_tensor(prompted), torch.tensor(ptarget))
-
-
-class BatchStream(torch.utils.data.Dataset):
-    def __init__(self, seed, steps, batch_size, size, start=0, objective="sigmoid"):
-        self.seed, self.steps, self.batch_size, self.size, self.start = seed, steps, batch_size, size, start
-        self.make = make_batch_ce if objective == "ce" else make_batch
-
-    def __len__(self):
-        return self.steps - self.start
-
-    def __getitem__(self, i):
-        return self.make(self.seed, self.start + i, self.batch_size, self.size)
 
 
 # --------------------------------------------------------------------------------------
