@@ -7,6 +7,7 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from car.baselines.build import build_peer_segmenter
 from car.clip.load import ClipModel, load_clip
 from car.errors import CarError
 from car.method.classifier import MaskClassifier
@@ -73,6 +74,8 @@ def build_crf(cfg: DictConfig) -> DenseCRF | None:
 def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel):
     """Semantic: queries and label ids from the dataset config (`queries` for ids 1..K, or
     `passes`). Referring: queries are each sample's sentences."""
+    if cfg.method.name != "car":  # a peer method (car/baselines): same protocol, its own segmenter
+        return build_peer_segmenter(cfg, proposal_clip, classifier_clip)
     d = cfg.dataset
     sam_masks, sam_match = build_sam(cfg)  # (None, None) unless postprocess=sam
     if is_referring(cfg):

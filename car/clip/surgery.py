@@ -16,17 +16,19 @@ import torch
 import torch.nn.functional as F
 
 
-def interpolate_pos_embed(pos: torch.Tensor, h: int, w: int, fp16_round: bool = False) -> torch.Tensor:
+def interpolate_pos_embed(pos: torch.Tensor, h: int, w: int, fp16_round: bool = False,
+                          mode: str = "bilinear") -> torch.Tensor:
     """Resize the patch part of a positional table to an h x w grid.
 
-    pos: [1 + g*g, C] (CLS entry first) -> [1 + h*w, C]. Bilinear, align_corners=False.
+    pos: [1 + g*g, C] (CLS entry first) -> [1 + h*w, C]. `mode` "bilinear" (CaR) or "bicubic"
+    (the peer methods, car/baselines), align_corners=False.
     `fp16_round` reproduces the official code's rounding of the table to half precision.
     """
     cls_pos, patch_pos = pos[:1], pos[1:]
     g = int(math.isqrt(patch_pos.shape[0]))
     if (g, g) != (h, w):
         grid = patch_pos.reshape(1, g, g, -1).permute(0, 3, 1, 2)  # [1, C, g, g]
-        grid = F.interpolate(grid.float(), size=(h, w), mode="bilinear", align_corners=False)
+        grid = F.interpolate(grid.float(), size=(h, w), mode=mode, align_corners=False)
         patch_pos = grid.permute(0, 2, 3, 1).reshape(h * w, -1).to(pos.dtype)  # [h*w, C]
     out = torch.cat([cls_pos, patch_pos], dim=0)
     if fp16_round:
@@ -34,7 +36,8 @@ def interpolate_pos_embed(pos: torch.Tensor, h: int, w: int, fp16_round: bool = 
     return out
 
 
-def embed_tokens(visual, images: torch.Tensor, fp16_round: bool = False) -> tuple[torch.Tensor, int, int]:
+def embed_tokens(visual, images: torch.Tensor, fp16_round: bool = False,
+                 pos_mode: str = "bilinear") -> tuple[torch.Tensor, int, int]:
     """Patch-embed images and add (interpolated) positions; returns tokens after ln_pre.
 
     images: [B, 3, H', W'] with H', W' multiples of the patch size -> tokens [B, 1+N, C], h, w.
@@ -44,7 +47,7 @@ def embed_tokens(visual, images: torch.Tensor, fp16_round: bool = False) -> tupl
     x = x.reshape(b, c, h * w).permute(0, 2, 1)  # [B, N, C]
     cls = visual.class_embedding.to(x.dtype).expand(b, 1, c)
     x = torch.cat([cls, x], dim=1)  # [B, 1+N, C]
-    x = x + interpolate_pos_embed(visual.positional_embedding, h, w, fp16_round).to(x.dtype)
+    x = x + interpolate_pos_embed(visual.positional_embedding, h, w, fp16_round, pos_mode).to(x.dtype)
     return visual.ln_pre(x), h, w
 
 

@@ -1,0 +1,81 @@
+"""Build a peer segmenter from `cfg.method` (conf/method/<name>.yaml) and find its paper's numbers."""
+
+from __future__ import annotations
+
+from omegaconf import DictConfig, OmegaConf
+
+from car.baselines.features import LastBlock
+from car.baselines.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
+from car.baselines.text import class_queries, resolve_templates
+from car.clip.load import ClipModel
+from car.errors import CarError
+from car.results import load_published
+
+PEER_METHODS = ("maskclip", "sclip", "clearclip", "naclip")
+
+
+def scaled_geometry(method: DictConfig, image_size: int) -> InputGeometry:
+    """The method's pixel sizes, given for a `sizes_for_image_size`-px backbone, for this backbone."""
+    spec = method.input
+    scale = image_size / float(spec.sizes_for_image_size)
+    slide = spec.get("slide")
+    crop = stride = None
+    if slide:
+        crop, stride = max(1, round(slide.crop * scale)), max(1, round(slide.stride * scale))
+    return InputGeometry(short_side=max(1, round(spec.short_side * scale)),
+                         max_long_side=max(1, round(spec.max_long_side * scale)), crop=crop, stride=stride)
+
+
+def build_peer_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel | None = None):
+    """The segmenter of `cfg.method.name` on the proposal CLIP (peers use a single CLIP)."""
+    m, d = cfg.method, cfg.dataset
+    if m.name not in PEER_METHODS:
+        raise CarError(f"method '{m.name}' is not implemented; choose car or one of {', '.join(PEER_METHODS)}.")
+    if d.get("task", "semantic") != "semantic":
+        raise CarError(f"method={m.name} segments semantic datasets only; dataset '{d.name}' is {d.task}.")
+    post = cfg.get("postprocess") or {}
+    if post.get("name", "none") != "none":
+        raise CarError(f"postprocess={post.get('name')} refines CaR's masks only; run method={m.name} with "
+                       f"postprocess=none (PAMR is method.pamr.enabled).")
+    classes = class_queries(d.name, list(d.class_names), m.class_names.get("dir"),
+                            list(m.class_names.get("background_words") or []),
+                            query_background=d.get("bg_protocol") is None)
+    last = LastBlock(m.last_block.attention, bool(m.last_block.residual), bool(m.last_block.ffn),
+                     m.last_block.get("gaussian_std"))
+    refinement = Refinement(int(m.pamr.iterations), tuple(m.pamr.dilations)) if m.pamr.enabled else Refinement()
+    decision = Decision(float(m.logit_scale), float(m.prob_threshold or 0.0),
+                        None if m.area_threshold is None else float(m.area_threshold))
+    return PeerSegmenter(m.name, proposal_clip, last, classes, resolve_templates(m.templates),
+                         scaled_geometry(m, proposal_clip.image_size), decision, refinement,
+                         pos_mode=m.pos_interpolation, precision=m.precision, text_cache=cfg.paths.get("cache_dir"))
+
+
+def published_section(cfg: DictConfig) -> dict:
+    """results/published.yaml's section of this run's method: `car`, or `peers.<name>`."""
+    data = load_published(cfg.paths.results_dir)
+    name = cfg.method.name if "method" in cfg else "car"
+    return data.get("car", {}) if name == "car" else (data.get("peers") or {}).get(name, {})
+
+
+def published_row(cfg: DictConfig) -> dict | None:
+    """The paper's number for this run's method and dataset, with the protocol it was measured under
+    (the method's `protocol` defaults overlaid with the row's own keys)."""
+    key = cfg.dataset.get("published_key")
+    section = published_section(cfg)
+    rows = section.get("semantic") or {}
+    pamr = cfg.method.get("pamr") if "method" in cfg else None
+    if pamr is not None and not pamr.enabled and section.get("without_postprocess"):
+        rows = section["without_postprocess"]  # NACLIP's rows without PAMR
+    row = rows.get(key) if key else None
+    if not isinstance(row, dict):
+        return None
+    return {**(section.get("protocol") or {}), **row}
+
+
+def run_notes(cfg: DictConfig, segmenter: PeerSegmenter) -> dict:
+    """What metrics.json records about a peer run beyond CaR's fields."""
+    return {"published": published_row(cfg),
+            "peer": {"method": segmenter.name, "class_names_source": segmenter.classes.source,
+                     "num_queries": len(segmenter.classes.queries), "geometry": vars(segmenter.geometry).copy(),
+                     "pamr": vars(segmenter.refinement).copy() if segmenter.refinement.iterations else None,
+                     "method_config": OmegaConf.to_container(cfg.method, resolve=True)}}
