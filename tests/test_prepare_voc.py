@@ -189,15 +189,6 @@ def test_extract_and_verify_end_to_end(tmp_path, capsys):
     )
 
 
-def test_md5_is_streamed(tmp_path):
-    import hashlib
-
-    f = tmp_path / "blob"
-    data = bytes(range(256)) * 5000
-    f.write_bytes(data)
-    assert prepare.md5_of(f, chunk_size=1000) == hashlib.md5(data).hexdigest()
-
-
 @needs_sample
 def test_cli_subprocess_exit_codes():
     base = [sys.executable, str(SCRIPT), "--data-root", str(SHARED_DATA), "--verify-only"]

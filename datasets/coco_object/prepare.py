@@ -18,8 +18,9 @@ Conversion (GroupViT's COCO-Object rule): a COCO-Stuff-164k label map stores ``C
 (0..181, 255 unlabeled). The 80 thing classes (COCO category ids 1..90 with gaps) become 1..80 in
 COCO category order; stuff (values 91..181), the 11 unused thing ids and 255 become 0.
 
-Standard library + numpy + Pillow only. ``main()`` returns 0 on success (one ``OK:`` line on stdout)
-and 1 on any problem (one ``error:`` line on stderr). See datasets/coco_object/README.md.
+Standard library + numpy + Pillow (+ ``car.data.archives`` for safe zip extraction). ``main()``
+returns 0 on success (one ``OK:`` line on stdout) and 1 on any problem (one ``error:`` line on
+stderr). See datasets/coco_object/README.md.
 """
 
 from __future__ import annotations
@@ -27,11 +28,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import zipfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from car.data.archives import PrepareError, evenly_spaced, safe_extract_zip  # noqa: E402
 
 README = "datasets/coco_object/README.md"
 SPLIT = "val2017"
@@ -52,10 +58,6 @@ COCO_THING_IDS = (
 )
 if len(COCO_THING_IDS) != 80 or list(COCO_THING_IDS) != sorted(set(COCO_THING_IDS)):  # guards the table above
     raise RuntimeError("COCO_THING_IDS must list 80 distinct ascending COCO category ids")
-
-
-class PrepareError(Exception):
-    """A problem that stops preparation; its message is the single line shown to the user."""
 
 
 def stuff_to_object_lut() -> np.ndarray:
@@ -101,43 +103,6 @@ def convert_file(src: Path, dst: Path) -> None:
     tmp = dst.with_name(dst.name + ".tmp")
     Image.fromarray(out, mode="L").save(tmp, format="PNG")
     os.replace(tmp, dst)  # never leave a half-written label behind
-
-
-# ------------------------------------------------------------------------------------------- zips
-
-
-def safe_extract_zip(zip_path: Path, dest: Path, keep_prefix: str) -> int:
-    """Extract the members of ``zip_path`` under ``keep_prefix`` (e.g. 'val2017/') into ``dest``.
-
-    Every member name is checked before anything is written (no absolute paths, no '..'); CRCs are
-    checked by zipfile while reading. Returns the number of files extracted.
-    """
-    if not zip_path.is_file():
-        raise PrepareError(f"zip not found: {zip_path}; download it as described in {README}.")
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            members = [m for m in zf.infolist() if m.filename.startswith(keep_prefix)]
-            for m in members:
-                name = m.filename.replace("\\", "/")
-                if name.startswith("/") or (len(name) > 1 and name[1] == ":") or ".." in PurePosixPath(name).parts:
-                    raise PrepareError(
-                        f"refusing to extract {zip_path}: member {m.filename!r} has an unsafe path; nothing was "
-                        f"extracted. Download the file again (see {README})."
-                    )
-            if not members:
-                raise PrepareError(
-                    f"{zip_path} has no members under {keep_prefix!r}; it is not the expected archive (see {README})."
-                )
-            dest.mkdir(parents=True, exist_ok=True)
-            for m in members:
-                zf.extract(m, dest)
-    except PrepareError:
-        raise
-    except (zipfile.BadZipFile, OSError) as exc:
-        raise PrepareError(
-            f"could not extract {zip_path}: {exc}; the download is probably truncated (download it again, see {README})."
-        ) from exc
-    return sum(1 for m in members if not m.is_dir())
 
 
 # --------------------------------------------------------------------------------- convert/verify
@@ -193,13 +158,6 @@ def convert(root: Path, allow_subset: bool = False, overwrite: bool = False) -> 
     return len(todo)
 
 
-def _evenly_spaced(ids: list[str], n: int | None) -> list[str]:
-    if n is None or n >= len(ids):
-        return list(ids)
-    idx = np.linspace(0, len(ids) - 1, n).round().astype(int)
-    return [ids[i] for i in sorted(set(idx.tolist()))]
-
-
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     """Check the converted tree; return a one-line summary or raise PrepareError."""
     image_dir, label_dir, ids = _check_tree(root, allow_subset)
@@ -210,7 +168,7 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
             f"COCO-Object labels are incomplete: {len(absent)} of {len(ids)} missing under {label_dir} "
             f"(first: {absent[0]}); {fix}."
         )
-    checked = _evenly_spaced(ids, sample)
+    checked = evenly_spaced(ids, sample)
     for image_id in checked:
         image_path, label_path = image_dir / f"{image_id}.jpg", label_dir / f"{image_id}{OUT_SUFFIX}"
         try:
@@ -270,12 +228,12 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--verify-only cannot be combined with --images-zip, --stuff-zip or --overwrite")
     root = Path(args.root).expanduser()
     try:
-        if args.images_zip is not None:
-            n = safe_extract_zip(Path(args.images_zip).expanduser(), root / "images", f"{SPLIT}/")
-            print(f"extracted {n} files of {args.images_zip} into {root / 'images'}", file=sys.stderr)
-        if args.stuff_zip is not None:
-            n = safe_extract_zip(Path(args.stuff_zip).expanduser(), root / "annotations", f"{SPLIT}/")
-            print(f"extracted {n} files of {args.stuff_zip} into {root / 'annotations'}", file=sys.stderr)
+        zips = ((args.images_zip, IMAGES_ZIP, root / "images"), (args.stuff_zip, STUFF_ZIP, root / "annotations"))
+        for zip_path, zip_name, dest in zips:
+            if zip_path is not None:
+                zip_path = Path(zip_path).expanduser()
+                n = safe_extract_zip(zip_path, dest, name=zip_name, readme=README, keep_prefix=f"{SPLIT}/")
+                print(f"extracted {n} files of {zip_path} into {dest}", file=sys.stderr)
         if not args.verify_only:
             n = convert(root, allow_subset=args.allow_subset, overwrite=args.overwrite)
             print(f"wrote {n} {OUT_SUFFIX} label(s)", file=sys.stderr)

@@ -21,21 +21,26 @@ unless ``--unknown-to-background`` maps it to 0. Outputs: ``SegmentationClassCon
 ('L' mode) and ``ImageSets/SegmentationContext/{train,val}.txt`` (sorted ids).
 
 The Detail API is only needed for conversion; verification uses the standard library, numpy and
-Pillow. ``main()`` returns 0 on success (one ``OK:`` line) and 1 on any problem (one ``error:`` line).
+Pillow; ``car.data.archives`` checks md5s and extracts the tar safely. ``main()`` returns 0 on
+success (one ``OK:`` line) and 1 on any problem (one ``error:`` line).
 See datasets/context/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
-import tarfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from car.data.archives import PrepareError, check_md5, evenly_spaced, read_ids, safe_extract_tar  # noqa: E402
 
 README = "datasets/context/README.md"
 TAR_NAME = "VOCtrainval_03-May-2010.tar"
@@ -62,10 +67,6 @@ CONTEXT60_DETAIL_IDS = (
 )
 if len(CONTEXT60_DETAIL_IDS) != NUM_CLASSES or list(CONTEXT60_DETAIL_IDS) != sorted(set(CONTEXT60_DETAIL_IDS)):
     raise RuntimeError("CONTEXT60_DETAIL_IDS must list 60 distinct ascending ids")
-
-
-class PrepareError(Exception):
-    """A problem that stops preparation; its message is the single line shown to the user."""
 
 
 def detail_to_context60(mask: np.ndarray, unknown_to_background: bool = False) -> np.ndarray:
@@ -141,68 +142,7 @@ def convert(root: Path, json_path: Path, unknown_to_background: bool = False) ->
     return counts
 
 
-# ---------------------------------------------------------------------------------------- tar/md5
-
-
-def md5_of(path: Path, chunk_size: int = 1 << 20) -> str:
-    digest = hashlib.md5()  # noqa: S324 - integrity check against the published md5, not security
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
-    name = member.name.replace("\\", "/")
-    if name.startswith("/") or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
-    if ".." in PurePosixPath(name).parts:
-        return "'..' in path"
-    if member.isdev():
-        return "device or fifo member"
-    if member.issym() or member.islnk():
-        return "link member (VOC2010 has none)"
-    return None
-
-
-def safe_extract(tar_path: Path, dest: Path) -> int:
-    """Extract ``tar_path`` under ``dest`` after checking every member; returns the member count."""
-    try:
-        with tarfile.open(tar_path, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                reason = _unsafe_reason(member)
-                if reason is not None:
-                    raise PrepareError(
-                        f"refusing to extract {tar_path}: member {member.name!r} is unsafe ({reason}); nothing was "
-                        f"extracted. Download {TAR_NAME} again (see {README})."
-                    )
-            dest.mkdir(parents=True, exist_ok=True)
-            if hasattr(tarfile, "data_filter"):
-                tar.extractall(dest, members=members, filter="data")
-            else:  # pragma: no cover - old Python; the checks above already rejected unsafe members
-                tar.extractall(dest, members=members)  # noqa: S202
-    except PrepareError:
-        raise
-    except (tarfile.TarError, OSError) as exc:
-        raise PrepareError(
-            f"could not extract {tar_path}: {exc}; the file is probably truncated or not {TAR_NAME} (see {README})."
-        ) from exc
-    return len(members)
-
-
 # ------------------------------------------------------------------------------------------ verify
-
-
-def _read_ids(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def _evenly_spaced(ids: list[str], n: int | None) -> list[str]:
-    if n is None or n >= len(ids):
-        return list(ids)
-    idx = np.linspace(0, len(ids) - 1, n).round().astype(int)
-    return [ids[i] for i in sorted(set(idx.tolist()))]
 
 
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
@@ -218,7 +158,7 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
     if missing:
         names = ", ".join(str(p.relative_to(root)) for p in missing)
         raise PrepareError(f"Pascal Context tree under {root} is incomplete: missing {names}; {fix}.")
-    splits = {s: _read_ids(root / SPLIT_DIR / f"{s}.txt") for s in EXPECTED_COUNTS}
+    splits = {s: read_ids(root / SPLIT_DIR / f"{s}.txt") for s in EXPECTED_COUNTS}
     val = splits["val"]
     if not val:
         raise PrepareError(f"{root / SPLIT_DIR / 'val.txt'} is empty; {fix}.")
@@ -237,7 +177,7 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
                 f"Pascal Context val is incomplete: {len(absent)} of {len(val)} {what} missing under {folder} "
                 f"(first: {absent[0]}); {fix}."
             )
-    checked = _evenly_spaced(val, sample)
+    checked = evenly_spaced(val, sample)
     for image_id in checked:
         image_path, label_path = root / "JPEGImages" / f"{image_id}.jpg", root / LABEL_DIR / f"{image_id}.png"
         try:
@@ -292,15 +232,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _check_md5(path: Path, want: str, name: str) -> None:
-    got = md5_of(path)
-    if got != want:
-        raise PrepareError(
-            f"md5 mismatch for {path}: got {got}, expected {want} for {name}; the download is corrupt or a different "
-            f"file (download it again, or pass --skip-md5 if intended)."
-        )
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -314,16 +245,13 @@ def main(argv: list[str] | None = None) -> int:
             tar_path = Path(args.tar).expanduser()
             if root.parts[-2:] != ("VOCdevkit", "VOC2010"):
                 raise PrepareError(f"--root must end in VOCdevkit/VOC2010 when --tar is given (got {root}).")
-            if not tar_path.is_file():
-                raise PrepareError(f"tar not found: {tar_path}; download {TAR_NAME} (see {README}).")
-            if not args.skip_md5:
-                _check_md5(tar_path, TAR_MD5, TAR_NAME)
-            n = safe_extract(tar_path, root.parents[1])
+            md5 = None if args.skip_md5 else TAR_MD5
+            n = safe_extract_tar(tar_path, root.parents[1], name=TAR_NAME, readme=README, md5=md5)
             print(f"extracted {n} members of {tar_path} into {root.parents[1]}", file=sys.stderr)
         if args.json is not None:
             json_path = Path(args.json).expanduser()
             if json_path.is_file() and not args.skip_md5:
-                _check_md5(json_path, JSON_MD5, JSON_NAME)
+                check_md5(json_path, JSON_MD5, JSON_NAME)
             counts = convert(root, json_path, args.unknown_to_background)
             print(f"wrote {counts['train']} train and {counts['val']} val labels into {root / LABEL_DIR}", file=sys.stderr)
         summary = verify(root, allow_subset=args.allow_subset, sample=args.sample)

@@ -27,16 +27,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
-import stat
 import sys
-import zipfile
 from pathlib import Path, PurePosixPath
 
 REPO = Path(__file__).resolve().parents[2]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
+from car.data.archives import PrepareError, safe_extract_zip, zip_names  # noqa: E402
 from car.data.safe_pickle import safe_load  # noqa: E402
 from car.errors import CarError  # noqa: E402
 
@@ -60,70 +58,29 @@ EXPECTED_OBJECTS = {
 EXPECTED_SENTENCES = {
     ("refcoco", "unc"): {"train": 120624, "val": 10834, "testA": 5657, "testB": 5095},
 }
-CHUNK = 1 << 20
-
-
-class PrepareError(Exception):
-    """A problem that stops preparation; its message is the single line shown to the user."""
 
 
 # --------------------------------------------------------------------------------------------- zip
 
 
-def _unsafe_reason(info: zipfile.ZipInfo) -> str | None:
-    name = info.filename
-    path = PurePosixPath(name.replace("\\", "/"))
-    if path.is_absolute() or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
-    if ".." in path.parts:
-        return "'..' in path"
-    mode = info.external_attr >> 16
-    if mode and (stat.S_ISLNK(mode) or stat.S_ISCHR(mode) or stat.S_ISBLK(mode) or stat.S_ISFIFO(mode)):
-        return "link or device member"
-    return None
-
-
-def safe_extract_zip(zip_path: Path, data_root: Path) -> tuple[Path, int]:
+def extract_zip(zip_path: Path, data_root: Path) -> tuple[Path, int]:
     """Extract a refer zip (refcoco*.zip -> data_root) or train2014.zip (-> data_root/images/mscoco/images).
 
-    Every member is checked first (no absolute paths, no '..', no links/devices); returns
-    (destination, number of members).
+    The destination follows from the top-level folders; every member is checked first (see
+    car.data.archives). Returns (destination, number of files extracted).
     """
-    if not zip_path.is_file():
-        raise PrepareError(f"{zip_path} does not exist: download it as described in {README}.")
-    try:
-        with zipfile.ZipFile(zip_path) as zf:
-            infos = zf.infolist()
-            tops = {PurePosixPath(i.filename.replace("\\", "/")).parts[0] for i in infos if i.filename.strip("/")}
-            if tops <= {"train2014"}:
-                dest = data_root / IMAGE_SUBDIR.parent
-            elif tops and tops <= {"refcoco", "refcoco+", "refcocog", "refclef", "__MACOSX"}:
-                dest = data_root
-            else:
-                raise PrepareError(
-                    f"{zip_path} holds top-level entries {sorted(tops)[:5]}, not a refer-toolkit zip (refcoco/, "
-                    f"refcoco+/, refcocog/) nor COCO train2014.zip (train2014/): see {README}."
-                )
-            for info in infos:
-                reason = _unsafe_reason(info)
-                if reason:
-                    raise PrepareError(f"refusing to extract {zip_path}: member {info.filename!r} has {reason}.")
-            dest.mkdir(parents=True, exist_ok=True)
-            for info in infos:
-                if info.filename.startswith("__MACOSX"):
-                    continue
-                target = dest / info.filename
-                if info.is_dir():
-                    target.mkdir(parents=True, exist_ok=True)
-                    continue
-                target.parent.mkdir(parents=True, exist_ok=True)
-                with zf.open(info) as src, open(target, "wb") as dst:
-                    shutil.copyfileobj(src, dst, CHUNK)
-    except zipfile.BadZipFile as exc:
-        raise PrepareError(f"{zip_path} is not a valid zip file ({exc}): re-download it (see {README}).") from exc
-    except OSError as exc:
-        raise PrepareError(f"extracting {zip_path} failed ({exc}): check free disk space and permissions.") from exc
-    return dest, len(infos)
+    names = zip_names(zip_path, name=zip_path.name, readme=README)
+    tops = {PurePosixPath(n.replace("\\", "/")).parts[0] for n in names if n.strip("/")}
+    if tops <= {"train2014"}:
+        dest = data_root / IMAGE_SUBDIR.parent
+    elif tops and tops <= {"refcoco", "refcoco+", "refcocog", "refclef", "__MACOSX"}:
+        dest = data_root
+    else:
+        raise PrepareError(
+            f"{zip_path} holds top-level entries {sorted(tops)[:5]}, not a refer-toolkit zip (refcoco/, "
+            f"refcoco+/, refcocog/) nor COCO train2014.zip (train2014/): see {README}."
+        )
+    return dest, safe_extract_zip(zip_path, dest, name=zip_path.name, readme=README)
 
 
 # ------------------------------------------------------------------------------------------ verify
@@ -230,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     data_root = args.data_root.expanduser()
     try:
         for zip_path in args.zip:
-            dest, n = safe_extract_zip(zip_path.expanduser(), data_root)
-            print(f"extracted {n} members of {zip_path} into {dest}", file=sys.stderr)
+            dest, n = extract_zip(zip_path.expanduser(), data_root)
+            print(f"extracted {n} files of {zip_path} into {dest}", file=sys.stderr)
         summaries = verify(data_root, args.dataset, args.skip_counts)
     except PrepareError as exc:
         print(f"error: {exc}", file=sys.stderr)

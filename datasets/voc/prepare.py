@@ -11,22 +11,27 @@ Usage::
 ``<dir>`` is the folder that contains (or will contain) ``VOCdevkit/``; it is what the harness
 calls ``paths.data_root`` (or the ``CAR_DATA_ROOT`` environment variable).
 
-Only the standard library, numpy and Pillow are used. ``main()`` returns an exit code:
-0 on success (one-line summary on stdout), 1 on any problem (one message on stderr).
+Only the standard library, numpy, Pillow and ``car.data.archives`` (md5 check, safe tar
+extraction) are used. ``main()`` returns an exit code: 0 on success (one-line summary on
+stdout), 1 on any problem (one message on stderr).
 See datasets/voc/README.md.
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
 import os
 import sys
-import tarfile
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from car.data.archives import PrepareError, evenly_spaced, read_ids, safe_extract_tar  # noqa: E402
 
 TAR_NAME = "VOCtrainval_11-May-2012.tar"
 TAR_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
@@ -37,95 +42,9 @@ NUM_CLASSES = 21  # 0 = background, 1..20 = object classes
 IGNORE_INDEX = 255  # void / object border
 VALID_LABELS = frozenset(range(NUM_CLASSES)) | {IGNORE_INDEX}
 README = "datasets/voc/README.md"
-CHUNK = 1 << 20
-
-
-class PrepareError(Exception):
-    """A problem that stops preparation; its message is the single line shown to the user."""
-
-
-# --------------------------------------------------------------------------------------------- tar
-
-
-def md5_of(path: Path, chunk_size: int = CHUNK) -> str:
-    """md5 hex digest of a file, streamed in chunks (the VOC tar is ~1.9 GB)."""
-    digest = hashlib.md5()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(chunk_size), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _unsafe_reason(member: tarfile.TarInfo) -> str | None:
-    """Why a tar member must not be extracted (path traversal, links out of the tree, devices)."""
-    name = member.name
-    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
-        return "absolute path"
-    if ".." in PurePosixPath(name.replace("\\", "/")).parts:
-        return "'..' in path"
-    if member.isdev():
-        return "device or fifo member"
-    if member.issym() or member.islnk():
-        target = member.linkname.replace("\\", "/")
-        if target.startswith("/") or (len(target) > 1 and target[1] == ":"):
-            return f"link to absolute path {member.linkname!r}"
-        base = PurePosixPath(name).parent if member.issym() else PurePosixPath()
-        depth = 0
-        for part in (base / target).parts:
-            if part == "..":
-                depth -= 1
-                if depth < 0:
-                    return f"link escaping the target directory ({member.linkname!r})"
-            elif part not in ("", "."):
-                depth += 1
-    return None
-
-
-def safe_extract(tar_path: Path, dest: Path) -> int:
-    """Extract ``tar_path`` under ``dest`` after checking every member; returns the member count.
-
-    All members are checked before anything is written, so a tar with a single unsafe member
-    (absolute path, '..', a link pointing outside, a device) leaves ``dest`` untouched.
-    """
-    try:
-        with tarfile.open(tar_path, "r:*") as tar:
-            members = tar.getmembers()
-            for member in members:
-                reason = _unsafe_reason(member)
-                if reason is not None:
-                    raise PrepareError(
-                        f"refusing to extract {tar_path}: member {member.name!r} is unsafe ({reason}); "
-                        f"nothing was extracted. Download {TAR_NAME} again from the official host (see {README})."
-                    )
-            dest.mkdir(parents=True, exist_ok=True)
-            if hasattr(tarfile, "data_filter"):  # Python >= 3.11.4 / 3.12: stdlib-enforced safety as well
-                tar.extractall(dest, members=members, filter="data")
-            else:  # pragma: no cover - old Python; the checks above already rejected unsafe members
-                tar.extractall(dest, members=members)
-    except PrepareError:
-        raise
-    except (tarfile.TarError, OSError) as exc:
-        raise PrepareError(
-            f"could not extract {tar_path}: {exc}; the file is probably truncated or not {TAR_NAME} "
-            f"(download it again, see {README})."
-        ) from exc
-    return len(members)
 
 
 # ------------------------------------------------------------------------------------------ verify
-
-
-def _read_ids(path: Path) -> list[str]:
-    return [line.strip() for line in path.read_text().splitlines() if line.strip()]
-
-
-def _evenly_spaced(ids: list[str], n: int | None) -> list[str]:
-    if n is None or n >= len(ids):
-        return list(ids)
-    if n <= 0:
-        return []
-    idx = np.linspace(0, len(ids) - 1, n).round().astype(int)
-    return [ids[i] for i in sorted(set(idx.tolist()))]
 
 
 def verify(data_root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
@@ -149,7 +68,7 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
         names = ", ".join(str(p.relative_to(root)) for p in missing)
         raise PrepareError(f"VOC2012 tree under {root} is incomplete: missing {names}; {fix}.")
 
-    splits = {s: _read_ids(split_dir / f"{s}.txt") for s in SPLITS}
+    splits = {s: read_ids(split_dir / f"{s}.txt") for s in SPLITS}
     for s in SPLITS:
         dupes = len(splits[s]) - len(set(splits[s]))
         if dupes:
@@ -174,7 +93,7 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
                 f"(first: {absent[0]}); {fix}."
             )
 
-    checked = _evenly_spaced(val, sample)
+    checked = evenly_spaced(val, sample)
     for image_id in checked:
         image_path, label_path = image_dir / f"{image_id}.jpg", label_dir / f"{image_id}.png"
         try:
@@ -247,16 +166,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.tar is not None:
             tar_path = Path(args.tar).expanduser()
-            if not tar_path.is_file():
-                raise PrepareError(f"tar not found: {tar_path}; download {TAR_NAME} (see {README}).")
-            if not args.skip_md5:
-                got = md5_of(tar_path)
-                if got != TAR_MD5:
-                    raise PrepareError(
-                        f"md5 mismatch for {tar_path}: got {got}, expected {TAR_MD5} for {TAR_NAME}; the download "
-                        f"is corrupt or a different file (download it again, or pass --skip-md5 if intended)."
-                    )
-            n = safe_extract(tar_path, data_root)
+            md5 = None if args.skip_md5 else TAR_MD5
+            n = safe_extract_tar(tar_path, data_root, name=TAR_NAME, readme=README, md5=md5)
             print(f"extracted {n} members of {tar_path} into {data_root}", file=sys.stderr)
         summary = verify(data_root, allow_subset=args.allow_subset, sample=args.sample)
     except PrepareError as exc:
