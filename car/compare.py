@@ -1,0 +1,169 @@
+"""Run several methods on one dataset and tabulate them side by side with their papers' numbers.
+
+    python -m car.compare dataset=voc backbone=vitb16
+    python -m car.compare dataset=voc20 backbone=vitb16 --methods sclip,naclip --out results/compare_voc20.md
+    python -m car.compare dataset.loader.num_images=20 --methods car,sclip      # shapes + tiny, 20 images
+
+Positional arguments are Hydra overrides applied to every method (then `method=<name>`); each
+method is one full `evaluate` run (real configs, the predict-only Lightning module, the same
+confusion matrix) whose metrics.json is kept under `<runs dir>/<method>/`. The table shows mIoU
+under both averaging rules and, for no-background datasets, both VOC-20/Context-59 protocols;
+the paper's number (results/published.yaml: `car:` for CaR, `peers:` for the others) is compared
+under the paper's own rule, and every difference between the paper's protocol and this run's is
+listed. Writes <out>.md and <out>.json (default: compare.md/json in the runs directory).
+Exit status: 0, or 1 when a method could not run (its row says why).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+from car.baselines.build import PEER_METHODS
+from car.config import compose
+from car.errors import CarError
+
+METHODS = ("car",) + PEER_METHODS
+
+
+def paper_rule(published: dict | None) -> str | None:
+    """The all_rules key the paper's number is computed under, e.g. union_present/standard."""
+    if not published:
+        return None
+    return f"{published.get('average', 'gt_present')}/{published.get('bg_protocol') or 'with_background'}"
+
+
+def slide_text(slide) -> str:
+    return "one pass" if not slide else f"{slide['crop']}/{slide['stride']}"
+
+
+def protocol_differences(metrics: dict) -> list[str]:
+    """How this run's protocol differs from the one the paper's number was measured under."""
+    paper = metrics.get("published")
+    if not paper:
+        return ["no published number"]
+    cfg = metrics["config"]
+    notes = [] if paper.get("verified") else ["paper number unverified"]
+    backbone = cfg["backbone"]["name"]
+    if paper.get("backbone") and paper["backbone"] != backbone:
+        notes.append(f"backbone: paper {paper['backbone']}, ours {backbone}")
+    rule = paper_rule(paper)
+    if rule not in metrics.get("all_rules", {}):
+        notes.append(f"paper rule {rule} not computable on this dataset config")
+    method = cfg.get("method") or {}
+    if method.get("name", "car") == "car":
+        return notes
+    ours = {"short_side": method["input"]["short_side"], "slide": method["input"]["slide"],
+            "postprocess": "pamr" if method["pamr"]["enabled"] else "none", "templates": method["templates"]}
+    for key in ("short_side", "postprocess", "templates"):
+        if key in paper and paper[key] != ours[key]:
+            notes.append(f"{key}: paper {paper[key]}, ours {ours[key]}")
+    if "slide" in paper and paper["slide"] != ours["slide"]:
+        notes.append(f"window: paper {slide_text(paper['slide'])}, ours {slide_text(ours['slide'])}")
+    source = (metrics.get("peer") or {}).get("class_names_source", "")
+    if source == "dataset config":
+        notes.append("class names: the dataset config's, not the paper's name file")
+    elif paper.get("class_names") and f"/{paper['class_names']}/" not in source.replace("\\", "/"):
+        notes.append(f"class names: paper {paper['class_names']} file, ours {source}")
+    return notes
+
+
+def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
+    paper = metrics.get("published") or None
+    rule = paper_rule(paper)
+    ours = metrics["all_rules"].get(rule) if rule else None
+    return {"method": method, "run_dir": str(run_dir), "dataset": metrics["dataset"],
+            "backbone": metrics["backbone"]["name"], "images": metrics["num_images"],
+            "headline": {"miou": metrics["miou"], "average": metrics["average"], "bg_protocol": metrics["bg_protocol"]},
+            "all_rules": metrics["all_rules"], "s_per_image": metrics.get("car_s_per_image"),
+            "paper": None if paper is None else {"miou": paper["miou"], "rule": rule,
+                                                 "verified": bool(paper.get("verified", False)),
+                                                 "source": paper.get("source")},
+            "ours_under_paper_rule": ours, "delta": None if ours is None else ours - paper["miou"],
+            "differences": protocol_differences(metrics), "error": None}
+
+
+def run_methods(overrides: list[str], methods: list[str], runs_dir: Path) -> list[dict]:
+    from car.evaluation import evaluate
+
+    rows = []
+    for method in methods:
+        run_dir = runs_dir / method
+        try:
+            metrics = evaluate(compose(["logger=none"] + overrides + [f"method={method}"], output_dir=run_dir))
+        except CarError as err:
+            rows.append({"method": method, "run_dir": str(run_dir), "error": str(err)})
+            print(f"{method}: {err}", file=sys.stderr)
+            continue
+        rows.append(summarise(method, metrics, run_dir))
+    return rows
+
+
+def fmt(value, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def markdown(rows: list[dict], dataset: str, command: str) -> str:
+    rules = list(dict.fromkeys(r for row in rows if not row["error"] for r in row["all_rules"]))
+    head = ["method", "backbone", "images"] + [f"mIoU {r}" for r in rules] + \
+           ["paper", "paper rule", "ours (paper rule)", "Δ", "protocol differences"]
+    lines = [f"# Methods compared on {dataset}", "",
+             f"Generated by `{command}`. Every row is one `evaluate` run with the same data, metric and",
+             "Lightning module. gt_present = mean over classes in the ground truth (CaR's rule); union_present =",
+             "classes in the ground truth or the prediction (mmseg's, the peers'); car / standard = the two",
+             "no-background protocols (car: drop background row and column; standard: drop the row only).",
+             "Paper numbers from results/published.yaml, compared under the paper's own rule.", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        if row["error"]:
+            lines.append(f"| {row['method']} | " + " | ".join(["—"] * (len(head) - 2)) + f" | not run: {row['error']} |")
+            continue
+        paper = row["paper"] or {}
+        verified = "" if paper.get("verified", True) else "*"
+        cells = [row["method"], row["backbone"], str(row["images"])] + [fmt(row["all_rules"].get(r)) for r in rules]
+        cells += [fmt(paper.get("miou")) + verified, paper.get("rule") or "—", fmt(row["ours_under_paper_rule"]),
+                  fmt(row["delta"], "+.2f"), "; ".join(row["differences"]) or "same protocol"]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "`*` paper number not verified against a primary source (see results/published.yaml)."]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m car.compare", description=__doc__.split("\n\n")[0])
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every method, e.g. dataset=voc")
+    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
+    parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (JSON next to it)")
+    parser.add_argument("--runs-dir", type=Path, default=None, help="where the runs go (default outputs/compare/...)")
+    args = parser.parse_intermixed_args(argv)
+    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+    if any(o.split("=", 1)[0].lstrip("+~") == "method" for o in args.overrides):
+        parser.error("choose methods with --methods, not a method= override")
+    probe = compose(args.overrides)
+    dataset = probe.dataset.name
+    runs_dir = args.runs_dir or Path(OmegaConf.select(probe, "paths.output_root")) / "compare" / dataset / \
+        time.strftime("%Y-%m-%d_%H-%M-%S")
+    command = " ".join(["python -m car.compare"] + args.overrides + ["--methods", ",".join(methods)]
+                       + (["--out", str(args.out)] if args.out else []))
+    rows = run_methods(args.overrides, methods, runs_dir)
+    text = markdown(rows, dataset, command)
+    out = args.out or runs_dir / "compare.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    payload = {"command": command, "dataset": dataset, "overrides": args.overrides, "methods": methods,
+               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows}
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
+    print(text)
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    return 1 if any(r["error"] for r in rows) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,55 @@
+"""`python -m car.compare`: every method through the real evaluate path, one table with both rules."""
+
+import json
+
+from car import compare
+
+
+def test_compare_all_methods_on_a_few_shapes_images(tmp_path):
+    out = tmp_path / "table" / "compare_shapes.md"
+    status = compare.main(["dataset.loader.num_images=2", "num_overlays=0", "trainer.enable_progress_bar=false",
+                           "--runs-dir", str(tmp_path / "runs"), "--out", str(out)])
+    assert status == 0
+    payload = json.loads(out.with_suffix(".json").read_text())
+    assert [r["method"] for r in payload["rows"]] == list(compare.METHODS)
+    for row in payload["rows"]:
+        assert row["error"] is None and row["images"] == 2 and row["backbone"] == "tiny"
+        assert set(row["all_rules"]) == {"gt_present/with_background", "union_present/with_background"}
+        assert row["differences"] == ["no published number"]  # shapes is no paper's benchmark
+        assert (tmp_path / "runs" / row["method"] / "metrics.json").is_file()
+    text = out.read_text()
+    assert "| mIoU gt_present/with_background | mIoU union_present/with_background |" in text
+    assert text.count("| tiny | 2 |") == 5
+
+
+def test_a_method_that_cannot_run_is_a_row_and_exit_status_1(tmp_path):
+    status = compare.main(["dataset=voc", f"paths.data_root={tmp_path / 'nothing'}", "--methods", "sclip",
+                           "--runs-dir", str(tmp_path / "runs")])
+    assert status == 1
+    payload = json.loads((tmp_path / "runs" / "compare.json").read_text())
+    assert "Pascal VOC 2012 not found" in payload["rows"][0]["error"]
+
+
+def _metrics(method_cfg: dict, published: dict, names_source: str = "x/sclip_naclip/cls_voc21.txt") -> dict:
+    return {"config": {"backbone": {"name": "vitb16"}, "method": method_cfg},
+            "all_rules": {"gt_present/with_background": 50.0, "union_present/with_background": 40.0},
+            "published": published, "peer": {"class_names_source": names_source}}
+
+
+SCLIP_CFG = {"name": "sclip", "input": {"short_side": 336, "slide": {"crop": 224, "stride": 112}},
+             "pamr": {"enabled": False}, "templates": "imagenet80"}
+SCLIP_ROW = {"miou": 59.1, "backbone": "vitb16", "average": "union_present", "bg_protocol": None, "short_side": 336,
+             "slide": {"crop": 224, "stride": 112}, "postprocess": "none", "templates": "imagenet80",
+             "class_names": "sclip_naclip", "verified": True}
+
+
+def test_protocol_differences_are_listed():
+    assert compare.protocol_differences(_metrics(SCLIP_CFG, SCLIP_ROW)) == []
+    changed = {**SCLIP_CFG, "input": {"short_side": 448, "slide": None}, "pamr": {"enabled": True}}
+    notes = compare.protocol_differences(_metrics(changed, {**SCLIP_ROW, "verified": False}, "dataset config"))
+    assert notes == ["paper number unverified", "short_side: paper 336, ours 448", "postprocess: paper none, ours pamr",
+                     "window: paper 224/112, ours one pass",
+                     "class names: the dataset config's, not the paper's name file"]
+    voc20 = compare.protocol_differences(_metrics(SCLIP_CFG, {**SCLIP_ROW, "bg_protocol": "standard"}))
+    assert voc20 == ["paper rule union_present/standard not computable on this dataset config"]
+    assert compare.paper_rule(SCLIP_ROW) == "union_present/with_background"
