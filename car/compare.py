@@ -20,6 +20,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from omegaconf import OmegaConf
@@ -88,14 +89,17 @@ def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
             "differences": protocol_differences(metrics), "error": None}
 
 
-def run_methods(overrides: list[str], methods: list[str], runs_dir: Path) -> list[dict]:
+def run_methods(overrides: list[str], methods: list[str], runs_dir: Path,
+                per_method: Callable[[str], list[str]] | None = None) -> list[dict]:
+    """One evaluate run per method; `per_method(name)` may add overrides of that method's run."""
     from car.evaluation import evaluate
 
     rows = []
     for method in methods:
         run_dir = runs_dir / method
+        extra = per_method(method) if per_method else []
         try:
-            metrics = evaluate(compose(["logger=none"] + overrides + [f"method={method}"], output_dir=run_dir))
+            metrics = evaluate(compose(["logger=none"] + overrides + [f"method={method}"] + extra, output_dir=run_dir))
         except CarError as err:
             rows.append({"method": method, "run_dir": str(run_dir), "error": str(err)})
             print(f"{method}: {err}", file=sys.stderr)

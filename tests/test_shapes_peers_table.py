@@ -1,0 +1,45 @@
+"""The shapes table of CaR and its peers: the committed CI subset reproduces within tolerance.
+
+results/shapes_peers.json and results/shapes_peers_expected.yaml are written by
+`python scripts/shapes_peers_table.py`; the CI subset is re-run here with the real configs and
+checked through `python -m car.report`, as for CaR's own shapes table.
+"""
+
+import importlib.util
+import json
+
+import pytest
+
+from car import report
+from car.compare import METHODS
+from tests.conftest import REPO
+
+TABLE = REPO / "results" / "shapes_peers.json"
+EXPECTED = REPO / "results" / "shapes_peers_expected.yaml"
+
+
+def table_script():
+    spec = importlib.util.spec_from_file_location("shapes_peers_table", REPO / "scripts" / "shapes_peers_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def committed() -> dict:
+    if not (TABLE.is_file() and EXPECTED.is_file()):
+        pytest.skip("results/shapes_peers.json is not committed yet: run `python scripts/shapes_peers_table.py`")
+    return json.loads(TABLE.read_text())
+
+
+def test_committed_table_has_every_method():
+    table = committed()
+    assert [r["method"] for r in table["rows"]] == list(METHODS) == [r["method"] for r in table["ci_rows"]]
+    assert all(r["images"] == table["num_images"] for r in table["rows"])
+
+
+@pytest.mark.slow
+def test_ci_subset_reproduces_committed_values(tmp_path):
+    table = committed()
+    rows = table_script().run(table["ci_images"], tmp_path)
+    assert not any(r["error"] for r in rows)
+    assert report.main([str(tmp_path), "--published", str(EXPECTED)]) == 0
