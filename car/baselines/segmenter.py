@@ -47,7 +47,8 @@ class Decision:
 
 @dataclass(frozen=True)
 class Refinement:
-    """Optional PAMR on the upsampled logits (image in [0, 1])."""
+    """Optional PAMR on the logits upsampled to the image size. The affinity reads the original image
+    (NACLIP's code reads its network input resized back to that size: the same up to that resize's blur)."""
 
     iterations: int = 0  # 0: off
     dilations: tuple[int, ...] = (8, 16)
