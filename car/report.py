@@ -7,7 +7,8 @@ file of the same format (e.g. a synthetic benchmark's expected values).
 Every metrics.json under <dir> is one row. Its expected entry is found by the run's
 `dataset.published_key` (e.g. `voc21`, `refcoco/testA`) in the file's `car.semantic` /
 `car.referring` section; a file without a `car:` top level may hold those sections directly, or
-just the rows of one section (the format of published.yaml's car.semantic). A row is a number or
+just the rows of one section (the format of published.yaml's car.semantic). Runs of a peer method
+(`method=sclip`, ...) are compared with published.yaml's `peers.<method>` rows. A row is a number or
 a mapping with `miou` and an optional `tolerance` (points, default 1.0); runs refined with SAM
 (`postprocess=sam*`) are compared with the row's `sam_miou` ("CaR + SAM"). Without --published,
 results/published.yaml is used and a run's own stored `published` field is the fallback.
@@ -34,7 +35,16 @@ DEFAULT_TOLERANCE = 1.0
 
 def load_expected(path: str | Path) -> dict:
     doc = yaml.safe_load(Path(path).read_text()) or {}
-    return doc.get("car", doc) if isinstance(doc, dict) else {}
+    return doc if isinstance(doc, dict) else {}
+
+
+def method_section(expected: dict, run: dict) -> dict:
+    """published.yaml keeps CaR's numbers under `car:` and each peer's under `peers.<method>:`; pick
+    the run's (`method.name`). Any other expected file is one section, used as it is."""
+    method = ((run.get("config") or {}).get("method") or {}).get("name", "car")
+    if "car" in expected or "peers" in expected:
+        return expected.get("car", {}) if method == "car" else (expected.get("peers") or {}).get(method, {})
+    return expected
 
 
 def lookup(expected: dict, task: str, key: str | None) -> dict | None:
@@ -60,7 +70,7 @@ def compare(runs: list[dict], expected: dict, use_stored: bool, default_toleranc
     rows = []
     for run in runs:
         key = published_key(run)
-        row = lookup(expected, run.get("task", "semantic"), key)
+        row = lookup(method_section(expected, run), run.get("task", "semantic"), key)
         sam = uses_sam(run.get("config"))
         if sam:  # CaR + SAM runs are compared with the paper's SAM rows
             row = sam_row(row)

@@ -192,6 +192,17 @@ def test_report_fails_beyond_tolerance(tmp_path):
     assert "voc20" in fail_line and "-3.40" in fail_line
 
 
+def test_report_compares_sam_runs_and_peer_runs_with_their_own_rows(tmp_path):
+    fake_run(tmp_path, "0", dataset="voc", key="voc21", miou=70.0, extra={"postprocess": {"name": "sam"}})  # 70.2
+    fake_run(tmp_path, "1", dataset="voc", key="voc21", miou=59.0, extra={"method": {"name": "sclip"}})  # 59.1
+    proc = report([str(tmp_path)])
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "voc21 + SAM" in proc.stdout and "70.20" in proc.stdout and "59.10" in proc.stdout
+    fake_run(tmp_path, "2", dataset="voc20", key="voc20", miou=91.4, extra={"postprocess": {"name": "sam"}})
+    proc = report([str(tmp_path)])  # the paper has no VOC-20 + SAM number: missing, not CaR's 91.4
+    assert proc.returncode == 1 and "missing" in next(x for x in proc.stdout.splitlines() if "voc20" in x)
+
+
 def test_report_with_alternative_expected_file(tmp_path):
     runs = tmp_path / "runs"
     fake_run(runs, "0", dataset="shapes", key="shapes", miou=80.0, published={"miou": 10.0})
