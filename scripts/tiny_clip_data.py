@@ -94,11 +94,27 @@ def make_batch(seed: int, step: int, batch_size: int, size: int, bg_prompt_p: fl
     return to_tensor(raw), torch.from_numpy(np.stack(multi)), to_tensor(prompted), torch.tensor(ptarget)
 
 
-def make_batch_ce(seed: int, step: int, batch_size: int, size: int):
-    """The "ce" objective's batch: single-object scenes (class + texture labels) and prompted
-    objects of multi-object scenes (class label). One-of-K labels give a much denser signal than
-    multi-label scenes: measured here, 21% vs chance after ~250 steps (see car/assets/tiny_clip.md)."""
-    single, ycls, ytex, prompted, ptarget = [], [], [], [], []
+def token_labels(target: np.ndarray, texture: str, grid: int) -> np.ndarray:
+    """Per-token labels of a scene for the dense loss: [grid*grid] int64 (row-major), the class
+    index (0..C-1) or C + texture index for background, where one label covers more than half of
+    the token's cell; -100 (ignored) for mixed cells and the 255 border band."""
+    cell = target.shape[0] // grid
+    out = np.full((grid, grid), -100, np.int64)
+    for i in range(grid):
+        for j in range(grid):
+            values, counts = np.unique(target[i * cell:(i + 1) * cell, j * cell:(j + 1) * cell], return_counts=True)
+            k = int(counts.argmax())
+            if values[k] != 255 and counts[k] > 0.5 * cell * cell:
+                out[i, j] = C + TEXTURES.index(texture) if values[k] == 0 else values[k] - 1
+    return out.ravel()
+
+
+def make_batch_ce(seed: int, step: int, batch_size: int, size: int, grid: int | None = None):
+    """The "ce" objective's batch: single-object scenes (class + texture labels), prompted
+    objects of multi-object scenes (class label), and those multi-object scenes themselves with
+    per-token labels on a grid x grid token map (for the optional dense loss). One-of-K labels
+    give a much denser signal than multi-label scenes (see car/assets/tiny_clip.md)."""
+    single, ycls, ytex, prompted, ptarget, multi, tokens = [], [], [], [], [], [], []
     for j in range(batch_size):
         ss = np.random.SeedSequence([seed, 0, step * batch_size + j])
         s1, s2, aug = ss.spawn(3)
@@ -113,7 +129,10 @@ def make_batch_ce(seed: int, step: int, batch_size: int, size: int):
         kind = PROMPT_TYPES[rng.choice(len(PROMPT_TYPES), p=PROMPT_PROBS)]
         prompted.append(apply_prompt(sc["image"], mask, kind))
         ptarget.append(cls - 1)
-    return (to_tensor(single), torch.tensor(ycls), torch.tensor(ytex), to_tensor(prompted), torch.tensor(ptarget))
+        multi.append(sc["image"])
+        tokens.append(token_labels(sc["target"], sc["texture"], grid or size // 8))  # the tiny ViT's patch is 8
+    return (to_tensor(single), torch.tensor(ycls), torch.tensor(ytex), to_tensor(prompted), torch.tensor(ptarget),
+            to_tensor(multi), torch.from_numpy(np.stack(tokens)))
 
 
 class BatchStream(torch.utils.data.Dataset):

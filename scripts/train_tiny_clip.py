@@ -82,8 +82,9 @@ def build_model():
     return model, tokenizer
 
 
-def visual_paths(visual, images: torch.Tensor):
-    """Returns normalised embeddings (cls_L, mean_patch_L, cls_{L-1}), each [B, D]."""
+def visual_paths(visual, images: torch.Tensor, tokens: bool = False):
+    """Returns normalised embeddings (cls_L, mean_patch_L, cls_{L-1}), each [B, D]; with
+    tokens=True also every patch token after all blocks, ln_post @ proj, normalised [B, N, D]."""
     x = visual.conv1(images)
     b, c, h, w = x.shape
     x = x.reshape(b, c, h * w).permute(0, 2, 1)
@@ -96,9 +97,11 @@ def visual_paths(visual, images: torch.Tensor):
             cls_prev = x[:, 0]
         x = blk(x)
     cls_l = visual.ln_post(x[:, 0]) @ visual.proj
+    patches = visual.ln_post(x[:, 1:]) @ visual.proj  # [B, N, D]
     mean_l = visual.ln_post(x[:, 1:]).mean(1) @ visual.proj
     cls_p = visual.ln_post(cls_prev) @ visual.proj
-    return F.normalize(cls_l, dim=-1), F.normalize(mean_l, dim=-1), F.normalize(cls_p, dim=-1)
+    paths = (F.normalize(cls_l, dim=-1), F.normalize(mean_l, dim=-1), F.normalize(cls_p, dim=-1))
+    return (*paths, F.normalize(patches, dim=-1)) if tokens else paths
 
 
 def text_embed(model, tokenizer, words, templates):
@@ -144,12 +147,14 @@ def compute_loss(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0):
     return loss, parts
 
 
-def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0):
+def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0, dense_weight: float = 0.0):
     """Softmax (CLIP-style) losses against text embeddings of the class / texture names under
     random templates: single objects on every CaR path (c, a, b) and textures on the patch-mean
     path (a, the proposal path, where texture names act as background words); prompted objects
-    on the classifier path (b)."""
-    single, ycls, ytex, prompted, ptarget = batch
+    on the classifier path (b). dense_weight > 0 adds a per-token loss on multi-object scenes:
+    each final-layer patch token against the label under it (class or texture), which gives the
+    patch tokens the locality gradCAM needs (see car/assets/tiny_clip.md)."""
+    single, ycls, ytex, prompted, ptarget, multi, tokens = batch
     nb = single.shape[0]
     cls_l, mean_l, cls_p = visual_paths(model.visual, torch.cat([single, prompted]))
     scale = model.logit_scale.exp()
@@ -160,7 +165,15 @@ def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0):
     l_t = ce(mean_l[:nb], tt, ytex)
     l_p = ce(cls_p[nb:], tc[0], ptarget)
     loss = l_c + l_a + l_b + 0.5 * l_t + w_prompt * 2.0 * l_p
-    return loss, {"c": l_c.item(), "a": l_a.item(), "b": l_b.item(), "tex": l_t.item(), "prompt": l_p.item()}
+    parts = {"c": l_c.item(), "a": l_a.item(), "b": l_b.item(), "tex": l_t.item(), "prompt": l_p.item()}
+    if dense_weight > 0:
+        patches = visual_paths(model.visual, multi, tokens=True)[3]  # [B, N, D]
+        t_all = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))  # [C+T, D]
+        logits = scale * patches @ t_all.T  # [B, N, C+T]
+        l_d = F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), ignore_index=-100)
+        loss = loss + dense_weight * l_d
+        parts["dense"] = l_d.item()
+    return loss, parts
 
 
 def pretrain_text(model, tokenizer, rng, steps=150, lr=3e-3, log=print):
@@ -229,6 +242,7 @@ def train(
     objective="sigmoid",
     init=None,
     data_offset=0,
+    dense_weight=0.0,
     log=print,
 ):
     torch.manual_seed(seed)
@@ -278,7 +292,10 @@ def train(
                     f"(reproduce with --steps {total} and no --time-limit)")
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, lr, warmup)
-        loss, parts = (compute_loss_ce if objective == "ce" else compute_loss)(model, tokenizer, bias, batch, rng)
+        if objective == "ce":
+            loss, parts = compute_loss_ce(model, tokenizer, bias, batch, rng, dense_weight=dense_weight)
+        else:
+            loss, parts = compute_loss(model, tokenizer, bias, batch, rng)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(list(model.parameters()) + [bias], 1.0)
@@ -380,6 +397,8 @@ def main(argv=None):
                     help="start from these weights (e.g. the previous stage's .pt) instead of random init")
     ap.add_argument("--data-offset", type=int, default=0,
                     help="first step index of the scene stream (a later stage sees new scenes)")
+    ap.add_argument("--dense-weight", type=float, default=0.0,
+                    help="weight of the per-token loss on multi-object scenes (ce objective; 0 = off)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="5 quick steps (CI)")
     args = ap.parse_args(argv)
@@ -390,7 +409,7 @@ def main(argv=None):
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr=args.lr, wd=args.wd, size=args.size,
         workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
         time_limit=args.time_limit, text_warmup=args.text_warmup, stop_at=args.stop_at, objective=args.objective,
-        init=args.init, data_offset=args.data_offset,
+        init=args.init, data_offset=args.data_offset, dense_weight=args.dense_weight,
     )
     print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
     if not args.no_eval:

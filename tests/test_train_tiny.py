@@ -59,12 +59,27 @@ def test_prompt_draws_red_ellipse():
     assert red.sum() > 20 and not red[28:32, 18:22].any()
 
 
-@pytest.mark.parametrize("objective", ["ce", "sigmoid"])
-def test_loss_decreases_on_fixed_batch(objective):
+def test_token_labels_by_hand():
+    T = _load()
+    import tiny_clip_data as D
+
+    target = np.zeros((16, 16), np.int64)  # a 2 x 2 token grid of 8-px cells
+    target[:8, :8] = 3  # class id 3 -> index 2
+    target[:8, 8:] = 255  # ignore band
+    target[8:, :4] = 5  # half of the cell: mixed -> ignored
+    labels = D.token_labels(target, "dots", grid=2)
+    assert labels.tolist() == [2, -100, -100, len(T.LABELS) - len(D.TEXTURES) + D.TEXTURES.index("dots")]
+    batch = T.make_batch_ce(0, 0, 2, 64)
+    assert batch[5].shape == (2, 3, 64, 64) and batch[6].shape == (2, 64)
+    assert ((batch[6] >= -100) & (batch[6] < len(T.LABELS))).all() and (batch[6] >= 0).any()
+
+
+@pytest.mark.parametrize("objective,dense_weight", [("ce", 0.0), ("ce", 2.0), ("sigmoid", 0.0)])
+def test_loss_decreases_on_fixed_batch(objective, dense_weight):
     torch.set_num_threads(1)
     T = _load()
     _, _, info = T.train(steps=12, batch_size=8, seed=0, lr=2e-3, warmup=1, workers=0, log_every=0, fixed_batch=True,
-                         objective=objective)
+                         objective=objective, dense_weight=dense_weight)
     h = info["history"]
     assert len(h) == 12
     assert np.mean(h[-3:]) < 0.8 * np.mean(h[:2]), h
