@@ -1,4 +1,4 @@
-"""RefCOCO/RefCOCO+/RefCOCOg loader, safe refs unpickler and datasets/refcoco/prepare.py.
+"""RefCOCO/RefCOCO+/RefCOCOg loader: counts per split and unit, item format, GT masks, bad input.
 
 Runs on the real-format sample in ../shared/data/refcoco (synthetic expressions, real COCO images
 and polygons; see its README). Tests that need it are skipped when it is absent. The sample is
@@ -7,52 +7,19 @@ read-only: modified trees are built under tmp_path.
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import json
-import os
 import pickle
 import shutil
-import zipfile
-from pathlib import Path
 
 import numpy as np
 import pytest
-from hypothesis import HealthCheck, given, settings
-from hypothesis import strategies as st
 
 from car.data.refcoco import RefCOCO, annotation_mask, process_expression
-from car.data.safe_pickle import safe_load
 from car.errors import CarError
+from tests.refcoco_helpers import SAMPLE, needs_sample, tmp_root
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "refcoco"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")  # numpy-2 copy= notice
-
-PREPARE = REPO / "datasets" / "refcoco" / "prepare.py"
-REFS = {"refcoco": "refcoco/refs(unc).p", "refcoco+": "refcoco+/refs(unc).p", "refcocog": "refcocog/refs(umd).p"}
-
-needs_sample = pytest.mark.skipif(not (SAMPLE / "refcoco" / "instances.json").is_file(),
-                                  reason=f"refcoco sample absent: {SAMPLE}")
-
-
-def _load_prepare():
-    spec = importlib.util.spec_from_file_location("car_refcoco_prepare", PREPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-prepare = _load_prepare()
-
-
-def _tmp_root(tmp_path: Path, dataset: str = "refcoco") -> Path:
-    """A writable copy of one dataset folder of the sample; images are symlinked (read-only)."""
-    root = tmp_path / "root"
-    shutil.copytree(SAMPLE / dataset, root / dataset)
-    (root / "images").symlink_to(SAMPLE / "images", target_is_directory=True)
-    return root
-
 
 # ------------------------------------------------------------------------------- counts / units
 
@@ -200,7 +167,7 @@ def test_rle_segmentations():
 
 @needs_sample
 def test_gt_overlap_flag_through_loader(tmp_path):
-    root = _tmp_root(tmp_path)
+    root = tmp_root(tmp_path)
     inst_path = root / "refcoco" / "instances.json"
     inst = json.loads(inst_path.read_text())
     ds = RefCOCO(SAMPLE, "refcoco", "unc", "val")
@@ -259,186 +226,10 @@ def test_missing_image_and_empty_split(tmp_path):
 
 @needs_sample
 def test_refs_not_a_list(tmp_path):
-    root = _tmp_root(tmp_path)
+    root = tmp_root(tmp_path)
     with open(root / "refcoco" / "refs(unc).p", "wb") as f:
         pickle.dump({"not": "a list"}, f, protocol=2)
     with pytest.raises(CarError, match="not the list of refs"):
         RefCOCO(root, "refcoco", "unc", "val")
 
 
-# ---------------------------------------------------------------------------------- safe pickle
-
-
-class _TouchMarker:
-    def __init__(self, marker):
-        self.marker = marker
-
-    def __reduce__(self):
-        return (os.system, (f"touch {self.marker}",))
-
-
-class _Eval:
-    def __reduce__(self):
-        return (eval, ("1 + 1",))
-
-
-@pytest.mark.parametrize("protocol", [0, 2, 4])
-def test_os_system_pickle_rejected_and_not_run(tmp_path, protocol):
-    marker = tmp_path / "pwned"
-    path = tmp_path / "refs(unc).p"
-    path.write_bytes(pickle.dumps([{"ref_id": 0}, _TouchMarker(marker)], protocol=protocol))
-    with pytest.raises(CarError, match=r"refusing to load .*refs\(unc\)\.p: it references (posix|os)\.system"):
-        safe_load(path)
-    assert not marker.exists()
-
-
-@pytest.mark.parametrize("protocol", [2, 4])
-def test_eval_pickle_rejected(tmp_path, protocol):
-    path = tmp_path / "x.p"
-    path.write_bytes(pickle.dumps({"a": _Eval()}, protocol=protocol))
-    with pytest.raises(CarError, match=r"references (builtins|__builtin__)\.eval, which a refs file never needs"):
-        safe_load(path)
-
-
-def test_persistent_id_rejected():
-    with pytest.raises(CarError, match="persistent"):
-        safe_load(io.BytesIO(b"\x80\x02K\x01Q."))  # BININT1 1, BINPERSID
-
-
-@needs_sample
-@pytest.mark.parametrize("dataset", sorted(REFS))
-def test_real_refs_files_load(dataset):
-    refs = safe_load(SAMPLE / REFS[dataset])
-    assert isinstance(refs, list) and len(refs) == 13
-    assert refs == pickle.loads((SAMPLE / REFS[dataset]).read_bytes())  # same result as plain pickle
-    with open(SAMPLE / REFS[dataset], "rb") as f:  # file objects work too
-        assert safe_load(f) == refs
-
-
-@needs_sample
-def test_truncated_and_empty_pickles(tmp_path):
-    data = (SAMPLE / REFS["refcoco"]).read_bytes()
-    for cut in (1, 2, 10, len(data) // 2, len(data) - 1):
-        path = tmp_path / f"cut{cut}.p"
-        path.write_bytes(data[:cut])
-        with pytest.raises(CarError, match=r"cut\d+\.p is truncated or corrupt"):
-            safe_load(path)
-    (tmp_path / "empty.p").write_bytes(b"")
-    with pytest.raises(CarError, match="empty"):
-        safe_load(tmp_path / "empty.p")
-    with pytest.raises(CarError, match="does not exist"):
-        safe_load(tmp_path / "nope.p")
-
-
-def test_memory_bombs_rejected(tmp_path):
-    # LONG_BINPUT at index 2**32-1 would make CPython allocate and zero a ~64 GiB memo array
-    with pytest.raises(CarError, match="memo entry"):
-        safe_load(io.BytesIO(b"\x80\x02]r\xff\xff\xff\xff."))
-    # BINBYTES8 / BINUNICODE claiming 1 TiB of payload
-    with pytest.raises(CarError, match="truncated or corrupt"):
-        safe_load(io.BytesIO(b"\x80\x04\x8e" + (1 << 40).to_bytes(8, "little") + b"."))
-    with pytest.raises(CarError, match="truncated or corrupt"):
-        safe_load(io.BytesIO(b"\x80\x02X\xff\xff\xff\x7f."))
-    big = tmp_path / "big.p"
-    big.write_bytes(pickle.dumps(list(range(1000)), protocol=2))
-    with pytest.raises(CarError, match="byte limit"):
-        safe_load(big, max_bytes=100)
-    with pytest.raises(CarError, match="byte limit"):
-        safe_load(io.BytesIO(big.read_bytes()), max_bytes=100)
-
-
-def test_python2_style_byte_strings_decode():
-    # protocol 0/2 py2 pickles of str use STRING/SHORT_BINSTRING; utf-8 first, latin-1 fallback
-    assert safe_load(io.BytesIO(b"\x80\x02U\x03abcq\x00.")) == "abc"
-    assert safe_load(io.BytesIO(b"\x80\x02U\x02\xc3\xa9.")) == "\u00e9"  # utf-8 bytes
-    assert safe_load(io.BytesIO(b"\x80\x02U\x01\xe9.")) == "\u00e9"  # latin-1 byte
-
-
-def _check_load_or_car_error(data: bytes):
-    try:
-        safe_load(io.BytesIO(data))
-    except CarError:
-        pass
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.binary(max_size=300))
-def test_fuzz_random_bytes(data):
-    _check_load_or_car_error(data)
-
-
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(st.data())
-def test_fuzz_mutated_real_pickle(data):
-    path = SAMPLE / REFS["refcoco+"]
-    base = path.read_bytes() if path.is_file() else pickle.dumps([{"a": [1, "b", 2.5, None, True]}], protocol=2)
-    buf = bytearray(base)
-    for _ in range(data.draw(st.integers(1, 8))):
-        kind = data.draw(st.sampled_from(["flip", "insert", "delete", "truncate"]))
-        pos = data.draw(st.integers(0, max(len(buf) - 1, 0)))
-        if kind == "flip" and buf:
-            buf[pos] = data.draw(st.integers(0, 255))
-        elif kind == "insert":
-            buf[pos:pos] = data.draw(st.binary(min_size=1, max_size=9))
-        elif kind == "delete" and buf:
-            del buf[pos:pos + data.draw(st.integers(1, 16))]
-        elif kind == "truncate":
-            del buf[pos:]
-    _check_load_or_car_error(bytes(buf))
-
-
-# ------------------------------------------------------------------------------------- prepare
-
-
-@needs_sample
-def test_prepare_verify_sample(capsys):
-    assert prepare.main(["--data-root", str(SAMPLE), "--skip-counts"]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert len(out) == 3 and out[0].startswith("refcoco ok: refs(unc).p: 13 objects")
-    # the official split sizes are checked by default; the sample fails them with one line
-    assert prepare.main(["--data-root", str(SAMPLE), "--dataset", "refcoco"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "the official file has 42404" in err[0]
-
-
-@needs_sample
-def test_prepare_extract_zips_then_verify(tmp_path, capsys):
-    refzip, imgzip = tmp_path / "refcocog.zip", tmp_path / "train2014.zip"
-    with zipfile.ZipFile(refzip, "w") as zf:
-        for name in ("instances.json", "refs(umd).p"):
-            zf.write(SAMPLE / "refcocog" / name, f"refcocog/{name}")
-    with zipfile.ZipFile(imgzip, "w") as zf:
-        for p in sorted((SAMPLE / "images" / "mscoco" / "images" / "train2014").iterdir()):
-            zf.write(p, f"train2014/{p.name}")
-    root = tmp_path / "root"
-    code = prepare.main(["--data-root", str(root), "--zip", str(refzip), str(imgzip), "--skip-counts"])
-    assert code == 0, capsys.readouterr().err
-    assert len(RefCOCO(root, "refcocog", "umd", "test")) == 8
-
-
-def test_prepare_rejects_unsafe_zip_and_bad_usage(tmp_path, capsys):
-    bad = tmp_path / "refcoco.zip"
-    with zipfile.ZipFile(bad, "w") as zf:
-        zf.writestr("refcoco/instances.json", "{}")
-        zf.writestr("refcoco/../../evil.txt", "x")
-    assert prepare.main(["--data-root", str(tmp_path / "root"), "--zip", str(bad)]) == 1
-    assert "'..' in path" in capsys.readouterr().err
-    assert not (tmp_path / "evil.txt").exists()
-    assert prepare.main(["--data-root", str(tmp_path / "nowhere")]) == 1
-    with pytest.raises(SystemExit) as exc:
-        prepare.main([])
-    assert exc.value.code == 2
-
-
-@needs_sample
-def test_prepare_missing_image_and_hostile_refs(tmp_path, capsys):
-    root = tmp_path / "root"
-    shutil.copytree(SAMPLE / "refcoco", root / "refcoco")
-    assert prepare.main(["--data-root", str(root), "--skip-counts"]) == 1
-    assert "is missing or empty" in capsys.readouterr().err
-    (root / "images").symlink_to(SAMPLE / "images", target_is_directory=True)
-    marker = tmp_path / "pwned"
-    (root / "refcoco" / "refs(unc).p").write_bytes(pickle.dumps([_TouchMarker(marker)], protocol=2))
-    assert prepare.main(["--data-root", str(root), "--skip-counts"]) == 1
-    assert "refusing to load" in capsys.readouterr().err
-    assert not marker.exists()

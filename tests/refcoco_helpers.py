@@ -1,0 +1,34 @@
+"""Shared by the RefCOCO tests: where the real-format sample lives, and a hostile pickle payload."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SAMPLE = REPO.parent / "shared" / "data" / "refcoco"
+REFS = {"refcoco": "refcoco/refs(unc).p", "refcoco+": "refcoco+/refs(unc).p", "refcocog": "refcocog/refs(umd).p"}
+
+needs_sample = pytest.mark.skipif(not (SAMPLE / "refcoco" / "instances.json").is_file(),
+                                  reason=f"refcoco sample absent: {SAMPLE}")
+
+
+def tmp_root(tmp_path: Path, dataset: str = "refcoco") -> Path:
+    """A writable copy of one dataset folder of the sample; images are symlinked (read-only)."""
+    root = tmp_path / "root"
+    shutil.copytree(SAMPLE / dataset, root / dataset)
+    (root / "images").symlink_to(SAMPLE / "images", target_is_directory=True)
+    return root
+
+
+class TouchMarker:
+    """Unpickling this runs `touch <marker>`: proof that a loader executed pickle code."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (os.system, (f"touch {self.marker}",))
