@@ -206,3 +206,20 @@ def test_sam_refinement_changes_the_prediction_as_the_rule_says(voc_image):
     assert np.array_equal(got, expected)
     assert not np.array_equal(got, plain)
     del torch
+
+
+def test_car_plus_sam_referring_end_to_end_with_the_crf_worker_pool(tmp_path):
+    """Referring mode: each expression's mask is matched before the vote; the RefCOCO threshold
+    (0.5) is used; the matching also runs in the CRF worker processes."""
+    from car.evaluation import evaluate
+
+    require_shared_data()
+    overrides = ["backbone=micro_random", f"paths.data_root={SHARED_DATA}", "dataset=refcoco", "dataset.limit=1",
+                 "logger=none", "num_overlays=0", "trainer.enable_progress_bar=false", "postprocess=sam_micro_random",
+                 f"paths.cache_dir={tmp_path / 'cache'}"]
+    inline = evaluate(compose(overrides, output_dir=tmp_path / "a"))
+    pooled = evaluate(compose(overrides + ["crf_workers=1"], output_dir=tmp_path / "b"))
+    assert inline["postprocess"]["sam"]["iom_thres"] == 0.5 and inline["task"] == "referring"
+    assert inline["published"] is None  # the paper has no RefCOCO + SAM number
+    assert pooled["postprocess"]["sam"]["cache"] == {"hits": 1, "misses": 0}
+    assert pooled["miou"] == inline["miou"] and pooled["oiou"] == inline["oiou"]
