@@ -98,7 +98,7 @@ def evaluate(cfg: DictConfig) -> dict:
         scores["predictions"] = {"dir": str(store.dir), "bytes_per_image": store.bytes_used() / max(len(per_image), 1)}
     metrics = build_metrics(cfg, scores, num_images=len(per_image), elapsed=time.perf_counter() - start,
                             car_seconds=car_seconds, per_image=per_image)
-    if cfg.method.name != "car":  # a peer method: its own paper's row (not CaR's) and what it queried
+    if cfg.method.name != "car":  # a peer method: what it queried (its paper row is `published`)
         metrics.update(peer_run_notes(cfg, segmenter))
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import yaml
 
-from car.results import sam_row, uses_sam
+from car.results import method_section, sam_row, uses_sam
 from car.sweep import collect_runs
 
 DEFAULT_PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "published.yaml"
@@ -38,12 +38,11 @@ def load_expected(path: str | Path) -> dict:
     return doc if isinstance(doc, dict) else {}
 
 
-def method_section(expected: dict, run: dict) -> dict:
-    """published.yaml keeps CaR's numbers under `car:` and each peer's under `peers.<method>:`; pick
-    the run's (`method.name`). Any other expected file is one section, used as it is."""
-    method = ((run.get("config") or {}).get("method") or {}).get("name", "car")
+def expected_section(expected: dict, run: dict) -> dict:
+    """published.yaml: the run's method's section (`car:` or `peers.<method>:`); any other expected
+    file is one section, used as it is."""
     if "car" in expected or "peers" in expected:
-        return expected.get("car", {}) if method == "car" else (expected.get("peers") or {}).get(method, {})
+        return method_section(expected, ((run.get("config") or {}).get("method") or {}).get("name", "car"))
     return expected
 
 
@@ -70,7 +69,7 @@ def compare(runs: list[dict], expected: dict, use_stored: bool, default_toleranc
     rows = []
     for run in runs:
         key = published_key(run)
-        row = lookup(method_section(expected, run), run.get("task", "semantic"), key)
+        row = lookup(expected_section(expected, run), run.get("task", "semantic"), key)
         sam = uses_sam(run.get("config"))
         if sam:  # CaR + SAM runs are compared with the paper's SAM rows
             row = sam_row(row)

@@ -38,24 +38,44 @@ def load_published(results_dir: str | Path) -> dict:
     return data if isinstance(data, dict) else {}
 
 
+def method_section(published: dict, method: str) -> dict:
+    """published.yaml keeps CaR's numbers under `car:` and each peer method's under `peers.<method>:`."""
+    return published.get("car", {}) if method == "car" else (published.get("peers") or {}).get(method, {})
+
+
 def published_row(cfg: DictConfig) -> dict | None:
-    """The paper's entry for this run: `dataset.published_key` is a path like `voc21` (semantic
-    table) or `refcoco/val` (referring table)."""
+    """The paper's entry for this run's method: `dataset.published_key` is a path like `voc21`
+    (semantic table) or `refcoco/val` (referring table). CaR + SAM runs get the SAM number."""
     key = cfg.dataset.get("published_key")
     if not key:
         return None
-    section = "referring" if cfg.dataset.get("task") == "referring" else "semantic"
-    node = load_published(cfg.paths.results_dir).get("car", {}).get(section, {})
+    method = cfg.method.name if "method" in cfg else "car"
+    section = method_section(load_published(cfg.paths.results_dir), method)
+    if method != "car":
+        return peer_row(cfg, section, str(key))
+    node = section.get("referring" if cfg.dataset.get("task") == "referring" else "semantic", {})
     for part in str(key).split("/"):
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, (int, float)):
         node = {"miou": float(node)}
-    sam = "postprocess" in cfg and cfg.postprocess.get("name") == "sam"
-    return sam_row(node) if sam else node
+    return sam_row(node) if uses_sam(cfg) else node
 
 
-def uses_sam(config: dict) -> bool:
-    """Whether a run (its config as a dict) refined its masks with SAM (`postprocess=sam*`)."""
+def peer_row(cfg: DictConfig, section: dict, key: str) -> dict | None:
+    """A peer paper's number for this dataset, with the protocol it was measured under (the
+    method's `protocol` defaults overlaid with the row's own keys)."""
+    rows = section.get("semantic") or {}
+    pamr = cfg.method.get("pamr")
+    if pamr is not None and not pamr.enabled and section.get("without_postprocess"):
+        rows = section["without_postprocess"]  # NACLIP's rows without PAMR
+    row = rows.get(key)
+    if not isinstance(row, dict):
+        return None
+    return {**(section.get("protocol") or {}), **row}
+
+
+def uses_sam(config) -> bool:
+    """Whether a run (its config, a dict or DictConfig) refined its masks with SAM (`postprocess=sam*`)."""
     return ((config or {}).get("postprocess") or {}).get("name") == "sam"
 
 

@@ -9,7 +9,6 @@ from car.baselines.segmenter import Decision, InputGeometry, PeerSegmenter, Refi
 from car.baselines.text import class_queries, resolve_templates
 from car.clip.load import ClipModel
 from car.errors import CarError
-from car.results import load_published
 
 PEER_METHODS = ("maskclip", "sclip", "clearclip", "naclip")
 
@@ -50,32 +49,9 @@ def build_peer_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_c
                          pos_mode=m.pos_interpolation, precision=m.precision, text_cache=cfg.paths.get("cache_dir"))
 
 
-def published_section(cfg: DictConfig) -> dict:
-    """results/published.yaml's section of this run's method: `car`, or `peers.<name>`."""
-    data = load_published(cfg.paths.results_dir)
-    name = cfg.method.name if "method" in cfg else "car"
-    return data.get("car", {}) if name == "car" else (data.get("peers") or {}).get(name, {})
-
-
-def published_row(cfg: DictConfig) -> dict | None:
-    """The paper's number for this run's method and dataset, with the protocol it was measured under
-    (the method's `protocol` defaults overlaid with the row's own keys)."""
-    key = cfg.dataset.get("published_key")
-    section = published_section(cfg)
-    rows = section.get("semantic") or {}
-    pamr = cfg.method.get("pamr") if "method" in cfg else None
-    if pamr is not None and not pamr.enabled and section.get("without_postprocess"):
-        rows = section["without_postprocess"]  # NACLIP's rows without PAMR
-    row = rows.get(key) if key else None
-    if not isinstance(row, dict):
-        return None
-    return {**(section.get("protocol") or {}), **row}
-
-
 def run_notes(cfg: DictConfig, segmenter: PeerSegmenter) -> dict:
     """What metrics.json records about a peer run beyond CaR's fields."""
-    return {"published": published_row(cfg),
-            "peer": {"method": segmenter.name, "class_names_source": segmenter.classes.source,
+    return {"peer": {"method": segmenter.name, "class_names_source": segmenter.classes.source,
                      "num_queries": len(segmenter.classes.queries), "geometry": vars(segmenter.geometry).copy(),
                      "pamr": vars(segmenter.refinement).copy() if segmenter.refinement.iterations else None,
                      "method_config": OmegaConf.to_container(cfg.method, resolve=True)}}

@@ -20,13 +20,14 @@ from dataclasses import dataclass
 import numpy as np
 
 
-def match_sam_masks(mask: np.ndarray, sam_masks: np.ndarray, iom_thres: float, min_pred_threshold: float
-                    ) -> np.ndarray:
-    """The union u [H, W] bool of the SAM masks kept for `mask` (steps 1-2)."""
-    m = mask.astype(bool)
-    a = sam_masks.astype(bool)  # [N, H, W]
+def match_sam_masks(mask: np.ndarray, sam_masks: np.ndarray, iom_thres: float, min_pred_threshold: float,
+                    sam_areas: np.ndarray | None = None) -> np.ndarray:
+    """The union u [H, W] bool of the SAM masks kept for `mask` (steps 1-2). `sam_areas` [N]: the
+    SAM masks' pixel counts, when the caller matches many masks against the same SAM masks."""
+    m = np.asarray(mask, dtype=bool)
+    a = np.asarray(sam_masks, dtype=bool)  # [N, H, W]; no copy when already bool
     inter = np.logical_and(a, m).sum(axis=(1, 2)).astype(np.float64)  # [N]
-    area_a = np.maximum(a.sum(axis=(1, 2)), 1).astype(np.float64)
+    area_a = np.maximum(a.sum(axis=(1, 2)) if sam_areas is None else sam_areas, 1).astype(np.float64)
     area_m = max(float(m.sum()), 1.0)
     of_mask = inter / area_m  # [N] share of m covered by a
     of_sam = np.where(of_mask < min_pred_threshold, 0.0, inter / area_a)  # [N] share of a inside m
@@ -51,17 +52,19 @@ class SamMatcher:
     min_pred_threshold: float = 0.05
     matching_thresh: float = 0.9
 
-    def refine(self, mask: np.ndarray, sam_masks: np.ndarray) -> np.ndarray:
+    def refine(self, mask: np.ndarray, sam_masks: np.ndarray, sam_areas: np.ndarray | None = None) -> np.ndarray:
         """One CaR mask [H, W] -> the refined mask [H, W] bool (unchanged when nothing matches)."""
-        mask = mask.astype(bool)
+        mask = np.asarray(mask, dtype=bool)
         if not mask.any() or len(sam_masks) == 0:
             return mask
-        union = match_sam_masks(mask, sam_masks, self.iom_thres, self.min_pred_threshold)
+        union = match_sam_masks(mask, sam_masks, self.iom_thres, self.min_pred_threshold, sam_areas)
         return union if mask_iou(union, mask) > self.matching_thresh else mask
 
     def __call__(self, masks: np.ndarray, sam_masks: np.ndarray | None) -> np.ndarray:
         """Every final mask of an image: [K, H, W] -> [K, H, W] bool (they may overlap afterwards;
         painting in ascending score order resolves that)."""
-        if sam_masks is None:
+        if sam_masks is None or len(masks) == 0:
             return np.asarray(masks, dtype=bool)
-        return np.stack([self.refine(m, sam_masks) for m in masks]) if len(masks) else np.asarray(masks, dtype=bool)
+        sam_masks = np.asarray(sam_masks, dtype=bool)
+        areas = sam_masks.sum(axis=(1, 2))  # [N], once for all K masks of the image
+        return np.stack([self.refine(m, sam_masks, areas) for m in masks])
