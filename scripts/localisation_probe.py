@@ -8,6 +8,8 @@ For every object of the first N shapes val images, given its TRUE class (no recu
                         + the texture words, as in CaR's first step) peaks inside the object
   refined_peak_inside   same for the proposal after the attention-affinity refinement (§3.4)
   gradcam_iou / refined_iou   IoU of (map > 0.5) with the object
+  chance                the mean share of the image an object covers: the peak-inside rate of a
+                        map whose peak falls anywhere at random
   token_peak_inside[L]  the patch whose token after L blocks, read through ln_post @ proj, is most
                         similar to the class text lies inside the object (L = depth: the final
                         tokens MaskCLIP reads; L = depth-1: the activation gradCAM weights)
@@ -54,7 +56,7 @@ def probe(overrides: list[str], num_images: int) -> dict:
     names = list(cfg.dataset.queries)  # label id i+1 <-> names[i]
     queries = text(names)  # [K, D], CaR's first-step texts
     background = text([origami(w) for w in car.background_words])  # [B, D]
-    rows = {"gradcam_peak_inside": [], "refined_peak_inside": [], "gradcam_iou": [], "refined_iou": []}
+    rows = {"gradcam_peak_inside": [], "refined_peak_inside": [], "gradcam_iou": [], "refined_iou": [], "chance": []}
     depth = gen.depth
     tokens = {d: [] for d in (depth - 1, depth)}
     for sample in build_dataset(cfg):
@@ -77,6 +79,7 @@ def probe(overrides: list[str], num_images: int) -> dict:
             rows["refined_peak_inside"].append(peak_inside(refined, obj))
             rows["gradcam_iou"].append(iou(up > 0.5, obj))
             rows["refined_iou"].append(iou(refined > 0.5, obj))
+            rows["chance"].append(float(obj.mean()))
             for d, hits in tokens.items():
                 hits.append(peak_inside(sims[d][k], obj))
     out = {k: round(float(np.mean(v)), 4) for k, v in rows.items()}

@@ -33,7 +33,8 @@ def test_probe_runs_on_the_committed_tiny_clip_and_is_deterministic(tmp_path):
     first = lp.main(["--num-images", "3", "--out", str(out)])
     assert json.loads(out.read_text()) == first
     assert first["objects"] >= 3 and first["images"] == 3 and first["weights"].endswith("tiny_clip.pt")
-    rates = [first[k] for k in ("gradcam_peak_inside", "refined_peak_inside", "gradcam_iou", "refined_iou")]
+    rates = [first[k] for k in ("gradcam_peak_inside", "refined_peak_inside", "gradcam_iou", "refined_iou", "chance")]
     assert all(0.0 <= r <= 1.0 for r in rates + list(first["token_peak_inside"].values()))
+    assert 0.0 < first["chance"] < 0.5  # objects cover part of the image
     assert set(first["token_peak_inside"]) == {"3", "4"}  # depth-1 (gradCAM's activation) and depth
     assert lp.main(["--num-images", "3"]) == first
