@@ -229,7 +229,7 @@ def train(
             if fit < total:
                 total = fit
                 log(f"{per_step:.2f}s/step: lr schedule fixed to {total} steps to fit the time limit "
-                    f"(reproduce with --steps {total} and no --time-limit)")
+                    f"(reproduce with --steps {total} --warmup {warmup} and no --time-limit)")
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, lr, warmup)
         if objective == "ce":
@@ -273,6 +273,8 @@ def main(argv=None):
     ap.add_argument("--eval-every", type=int, default=0)
     ap.add_argument("--time-limit", type=float, default=None, help="stop after this many seconds")
     ap.add_argument("--text-warmup", type=int, default=150, help="text-tower-only warm-up steps")
+    ap.add_argument("--warmup", type=int, default=None,
+                    help="linear lr warm-up steps (default: min(300, steps // 20))")
     ap.add_argument("--stop-at", type=int, default=None,
                     help="stop after this many steps without changing the --steps lr schedule")
     ap.add_argument("--objective", choices=["ce", "sigmoid"], default="ce",
@@ -294,7 +296,7 @@ def main(argv=None):
         steps=args.steps, batch_size=args.batch_size, seed=args.seed, lr=args.lr, wd=args.wd, size=args.size,
         workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
         time_limit=args.time_limit, text_warmup=args.text_warmup, stop_at=args.stop_at, objective=args.objective,
-        init=args.init, data_offset=args.data_offset, dense_weight=args.dense_weight,
+        init=args.init, data_offset=args.data_offset, dense_weight=args.dense_weight, warmup=args.warmup,
     )
     print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
     if not args.no_eval:
