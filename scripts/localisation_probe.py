@@ -56,6 +56,7 @@ def probe(overrides: list[str], num_images: int) -> dict:
     names = list(cfg.dataset.queries)  # label id i+1 <-> names[i]
     queries = text(names)  # [K, D], CaR's first-step texts
     background = text([origami(w) for w in car.background_words])  # [B, D]
+    texts = torch.cat([queries, background])[None]  # [1, K+B, D]: CaR's first-step gradCAM softmax
     rows = {"gradcam_peak_inside": [], "refined_peak_inside": [], "gradcam_iou": [], "refined_iou": [], "chance": []}
     depth = gen.depth
     tokens = {d: [] for d in (depth - 1, depth)}
@@ -71,7 +72,6 @@ def probe(overrides: list[str], num_images: int) -> dict:
                 sims[d] = (f @ queries.T).T.reshape(len(names), h, w).numpy()  # [K, h, w]
         for label in [v for v in np.unique(target) if 0 < v < 255]:
             k, obj = int(label) - 1, target == label
-            texts = torch.cat([queries, background])[None]  # [1, K+B, D]
             cam = gen.gradcam(enc, texts, torch.tensor([k]))[0][0].numpy()  # [h, w]
             refined = gen(enc, queries[k:k + 1], background, compete=False)[0]  # [H, W]
             up = cv2.resize(cam, obj.shape[::-1], interpolation=cv2.INTER_LINEAR)

@@ -16,6 +16,16 @@ SHARED_DATA = REPO.parent / "shared" / "data"
 VOC_ROOT = SHARED_DATA / "VOCdevkit" / "VOC2012"
 
 
+def load_script(path: Path, name: str):
+    """Import a script that is not part of a package (datasets/*/prepare.py, scripts/*.py) as a module."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def require_shared_data() -> Path:
     if not VOC_ROOT.is_dir():
         pytest.skip(f"real data samples not found at {SHARED_DATA}")

@@ -7,7 +7,6 @@ from its file path.
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -20,6 +19,7 @@ from PIL import Image
 
 from car.data.coco_object import COCOObject
 from car.errors import CarError
+from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "coco_object" / "prepare.py"
@@ -30,10 +30,7 @@ needs_sample = pytest.mark.skipif(not (SAMPLE / "images" / "val2017").is_dir(), 
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("car_coco_object_prepare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "car_coco_object_prepare")
 
 
 prepare = _load()

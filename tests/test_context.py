@@ -7,7 +7,6 @@ VOC JPEG plus synthetic label PNGs.
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
 import sys
 import types
@@ -19,6 +18,7 @@ from PIL import Image
 
 from car.data.context import PascalContext
 from car.errors import CarError
+from tests.conftest import load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "context" / "prepare.py"
@@ -37,10 +37,7 @@ MMSEG_UNSORTED = [
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("car_context_prepare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "car_context_prepare")
 
 
 prepare = _load()

@@ -1,14 +1,12 @@
 """scripts/localisation_probe.py: the gradCAM / token localisation diagnostic of car/assets/tiny_clip.md."""
 
 import json
-import sys
 
 import numpy as np
 
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
-sys.path.insert(0, str(REPO / "scripts"))
-import localisation_probe as lp
+lp = load_script(REPO / "scripts" / "localisation_probe.py", "localisation_probe")
 
 
 def test_peak_inside_reads_the_argmax_after_resizing_to_the_mask():

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import pickle
 import shutil
 import zipfile
@@ -10,6 +9,7 @@ import zipfile
 import pytest
 
 from car.data.refcoco import RefCOCO
+from tests.conftest import load_script
 from tests.refcoco_helpers import REPO, SAMPLE, TouchMarker, needs_sample
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:pycocotools")
@@ -17,10 +17,7 @@ PREPARE = REPO / "datasets" / "refcoco" / "prepare.py"
 
 
 def _load_prepare():
-    spec = importlib.util.spec_from_file_location("car_refcoco_prepare", PREPARE)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(PREPARE, "car_refcoco_prepare")
 
 
 prepare = _load_prepare()

@@ -6,7 +6,6 @@ script is loaded from its file path. Shared sample data is only ever copied into
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import shutil
 import subprocess
@@ -18,6 +17,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.conftest import load_script
+
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "voc" / "prepare.py"
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -27,10 +28,7 @@ needs_sample = pytest.mark.skipif(not SAMPLE_VOC.is_dir(), reason=f"sample VOC t
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("car_voc_prepare", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(SCRIPT, "car_voc_prepare")
 
 
 prepare = _load()

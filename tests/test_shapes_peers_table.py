@@ -5,24 +5,20 @@ results/shapes_peers.json and results/shapes_peers_expected.yaml are written by
 checked through `python -m car.report`, as for CaR's own shapes table.
 """
 
-import importlib.util
 import json
 
 import pytest
 
 from car import report
 from car.compare import METHODS
-from tests.conftest import REPO
+from tests.conftest import REPO, load_script
 
 TABLE = REPO / "results" / "shapes_peers.json"
 EXPECTED = REPO / "results" / "shapes_peers_expected.yaml"
 
 
 def table_script():
-    spec = importlib.util.spec_from_file_location("shapes_peers_table", REPO / "scripts" / "shapes_peers_table.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(REPO / "scripts" / "shapes_peers_table.py", "shapes_peers_table")
 
 
 def committed() -> dict:

@@ -1,4 +1,3 @@
-import importlib.util
 import json
 from pathlib import Path
 
@@ -6,15 +5,14 @@ import numpy as np
 import pytest
 import torch
 
+from tests.conftest import load_script
+
 ROOT = Path(__file__).resolve().parents[1]
 SCRIPT = ROOT / "scripts" / "train_tiny_clip.py"
 
 
 def _load():
-    spec = importlib.util.spec_from_file_location("train_tiny_clip", SCRIPT)
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(SCRIPT, "train_tiny_clip")
 
 
 def test_model_config_is_standard_open_clip():
