@@ -61,6 +61,18 @@ def build_model():
     return model, tokenizer
 
 
+def visual_trunk(visual, images: torch.Tensor) -> torch.Tensor:
+    """Tokens [B, 1+N, W] after blocks 1..L-1 (the input of the last block, where gradCAM looks)."""
+    x = visual.conv1(images)
+    b, c, h, w = x.shape
+    x = x.reshape(b, c, h * w).permute(0, 2, 1)
+    x = torch.cat([visual.class_embedding.to(x.dtype).expand(b, 1, c), x], dim=1)
+    x = visual.ln_pre(x + visual.positional_embedding.to(x.dtype))
+    for blk in visual.transformer.resblocks[:-1]:
+        x = blk(x)
+    return x
+
+
 def visual_paths(visual, images: torch.Tensor, tokens: bool = False):
     """Returns normalised embeddings (cls_L, mean_patch_L, cls_{L-1}), each [B, D]; with
     tokens=True also every patch token after all blocks, ln_post @ proj, normalised [B, N, D]."""

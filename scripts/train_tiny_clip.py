@@ -13,7 +13,11 @@ scripts/tiny_clip_model.py):
 
 Objective `ce` (default): one-of-K softmax losses on single-object scenes for (a), (b), (c),
 texture names on (a), and the class of a visually prompted object of a multi-object scene on
-(b). Objective `sigmoid` (the first attempt): multi-label SigLIP-style losses on whole scenes.
+(b). Optional scene losses on multi-object scenes: `--dense-weight` (every final patch token
+against the label under it) and `--cam-weight` (CaR's own gradCAM map of a present class against
+the class's tokens, differentiated through the gradient that weights it; `training_gradcam` equals
+car.method.proposals.ProposalGenerator.gradcam, tested). Objective `sigmoid` (the first attempt):
+multi-label SigLIP-style losses on whole scenes.
 Deterministic for a seed: scenes of step t are rendered from SeedSequence([seed, 0, t*B + j]);
 `--init` + `--data-offset` continue a run from saved weights on new scenes (a second stage).
 The command that produced car/assets/tiny_clip.pt is in car/assets/tiny_clip.md.
@@ -50,8 +54,10 @@ from tiny_clip_model import (  # noqa: E402, F401  (re-exported: the tests use t
     save_weights,
     text_embed,
     visual_paths,
+    visual_trunk,
 )
 
+from car.clip.surgery import block_forward, project  # noqa: E402
 from car.data.shapes import CLASSES, TEXTURES  # noqa: E402
 
 C = len(CLASSES)
@@ -87,7 +93,54 @@ def compute_loss(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0):
     return loss, parts
 
 
-def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0, dense_weight: float = 0.0):
+def training_gradcam(visual, x, choice, texts, scale):
+    """CaR's raw gradCAM (car/method/proposals.py, §3.3) as a differentiable function of the weights.
+
+    x [B, 1+N, W]: tokens after blocks 1..L-1; choice [B]: the text index whose probability is
+    explained (-1: none); texts [K, D] unit-norm. Softmax of the patch-mean embedding over the K
+    texts; gradient of the chosen probability at ln_1 of the last block; channel weights = that
+    gradient averaged over patch tokens, applied to the ln_1 tokens. The dependence of the channel
+    weights on the model is kept (create_graph), so a loss on the map trains it fully.
+    Returns the raw map before ReLU and min-max [B, N] and the final patch tokens ln_post @ proj [B, N, D].
+    """
+    last = visual.transformer.resblocks[-1]
+    z = last.ln_1(x)  # the activation CaR hooks, [B, 1+N, W]
+    y, _ = block_forward(last, x, need_weights=True, z=z)  # explicit softmax: SDPA has no double backward on CPU
+    patches = project(visual, y[:, 1:])  # [B, N, D]
+    v = F.normalize(patches.mean(dim=1), dim=-1)  # patch-mean embedding [B, D]
+    prob = (scale * v @ texts.T).softmax(dim=-1)  # [B, K]
+    p = prob[torch.arange(len(choice)), choice.clamp_min(0)] * (choice >= 0)  # the chosen text's, [B]
+    (grad,) = torch.autograd.grad(p.sum(), z, create_graph=True)  # scenes are independent: [B, 1+N, W]
+    weights = grad[:, 1:].mean(dim=1, keepdim=True)  # channel weights, [B, 1, W]
+    return (weights * z[:, 1:]).sum(-1), patches  # [B, N], [B, N, D]
+
+
+def gradcam_loss(visual, x, labels, texts, scale, rng, temperature: float = 2.0):
+    """A loss on CaR's own proposal map, so that the path CaR reads is what is optimised.
+
+    x [B, 1+N, W]: multi-object scenes after blocks 1..L-1; labels [B, N]: per-token class
+    0..C-1, C + texture, or -100; texts: class + texture texts [C+T, D]. For one present class per
+    scene (drawn with rng), the class's gradCAM should put its mass on the class's tokens:
+    -log of the softmax mass of the standardised map inside the object, over all labelled tokens
+    (the raw map's scale is arbitrary). Returns (loss, final patch tokens normalised [B, N, D]).
+    """
+    choice = torch.full((x.shape[0],), -1)
+    for b in range(x.shape[0]):
+        present = [c for c in torch.unique(labels[b]).tolist() if 0 <= c < C]
+        if present:
+            choice[b] = present[rng.integers(len(present))]
+    cam, patches = training_gradcam(visual, x, choice, texts, scale)
+    cam = (cam - cam.mean(1, keepdim=True)) / (cam.std(1, keepdim=True) + 1e-8)
+    inside = labels == choice[:, None]  # never true where no class was chosen
+    logits = (temperature * cam).masked_fill(labels < 0, float("-inf"))
+    log_in = logits.masked_fill(~inside, float("-inf")).logsumexp(1)
+    ok = inside.any(1)
+    loss = (logits.logsumexp(1) - log_in)[ok].mean() if ok.any() else x.new_zeros(())
+    return loss, F.normalize(patches, dim=-1)
+
+
+def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0, dense_weight: float = 0.0,
+                    cam_weight: float = 0.0):
     """Softmax (CLIP-style) losses against text embeddings of the class / texture names under
     random templates: single objects on every CaR path (c, a, b) and textures on the patch-mean
     path (a, the proposal path, where texture names act as background words); prompted objects
@@ -106,9 +159,17 @@ def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0, d
     l_p = ce(cls_p[nb:], tc[0], ptarget)
     loss = l_c + l_a + l_b + 0.5 * l_t + w_prompt * 2.0 * l_p
     parts = {"c": l_c.item(), "a": l_a.item(), "b": l_b.item(), "tex": l_t.item(), "prompt": l_p.item()}
-    if dense_weight > 0:
-        patches = visual_paths(model.visual, multi, tokens=True)[3]  # [B, N, D]
+    if dense_weight > 0 or cam_weight > 0:
         t_all = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))  # [C+T, D]
+    if cam_weight > 0:  # one trunk pass serves both scene losses
+        texts = torch.cat([tc[1], tt]).detach()  # class + texture (background-word) texts, [C+T, D]
+        l_g, patches = gradcam_loss(model.visual, visual_trunk(model.visual, multi), tokens, texts,
+                                    scale.detach(), rng)
+        loss = loss + cam_weight * l_g
+        parts["cam"] = l_g.item()
+    elif dense_weight > 0:
+        patches = visual_paths(model.visual, multi, tokens=True)[3]  # [B, N, D]
+    if dense_weight > 0:
         logits = scale * patches @ t_all.T  # [B, N, C+T]
         l_d = F.cross_entropy(logits.flatten(0, 1), tokens.flatten(), ignore_index=-100)
         loss = loss + dense_weight * l_d
@@ -183,6 +244,7 @@ def train(
     init=None,
     data_offset=0,
     dense_weight=0.0,
+    cam_weight=0.0,
     log=print,
 ):
     torch.manual_seed(seed)
@@ -233,7 +295,8 @@ def train(
         for g in opt.param_groups:
             g["lr"] = lr_at(step, total, lr, warmup)
         if objective == "ce":
-            loss, parts = compute_loss_ce(model, tokenizer, bias, batch, rng, dense_weight=dense_weight)
+            loss, parts = compute_loss_ce(model, tokenizer, bias, batch, rng, dense_weight=dense_weight,
+                                          cam_weight=cam_weight)
         else:
             loss, parts = compute_loss(model, tokenizer, bias, batch, rng)
         opt.zero_grad(set_to_none=True)
@@ -286,6 +349,8 @@ def main(argv=None):
                     help="first step index of the scene stream (a later stage sees new scenes)")
     ap.add_argument("--dense-weight", type=float, default=0.0,
                     help="weight of the per-token loss on multi-object scenes (ce objective; 0 = off)")
+    ap.add_argument("--cam-weight", type=float, default=0.0,
+                    help="weight of the loss on CaR's own gradCAM map of multi-object scenes (ce objective; 0 = off)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="5 quick steps (CI)")
     args = ap.parse_args(argv)
@@ -297,6 +362,7 @@ def main(argv=None):
         workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
         time_limit=args.time_limit, text_warmup=args.text_warmup, stop_at=args.stop_at, objective=args.objective,
         init=args.init, data_offset=args.data_offset, dense_weight=args.dense_weight, warmup=args.warmup,
+        cam_weight=args.cam_weight,
     )
     print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
     if not args.no_eval:

@@ -72,12 +72,13 @@ def test_token_labels_by_hand():
     assert ((batch[6] >= -100) & (batch[6] < len(T.LABELS))).all() and (batch[6] >= 0).any()
 
 
-@pytest.mark.parametrize("objective,dense_weight", [("ce", 0.0), ("ce", 2.0), ("sigmoid", 0.0)])
-def test_loss_decreases_on_fixed_batch(objective, dense_weight):
+@pytest.mark.parametrize("objective,dense_weight,cam_weight",
+                         [("ce", 0.0, 0.0), ("ce", 2.0, 0.0), ("ce", 2.0, 1.0), ("sigmoid", 0.0, 0.0)])
+def test_loss_decreases_on_fixed_batch(objective, dense_weight, cam_weight):
     torch.set_num_threads(1)
     T = _load()
     _, _, info = T.train(steps=12, batch_size=8, seed=0, lr=2e-3, warmup=1, workers=0, log_every=0, fixed_batch=True,
-                         objective=objective, dense_weight=dense_weight)
+                         objective=objective, dense_weight=dense_weight, cam_weight=cam_weight)
     h = info["history"]
     assert len(h) == 12
     assert np.mean(h[-3:]) < 0.8 * np.mean(h[:2]), h
@@ -92,3 +93,54 @@ def test_smoke_cli(tmp_path):
 
     loaded = load_clip({"arch": T.ARCH, "pretrained": str(out)})  # the path real checkpoints take
     torch.testing.assert_close(loaded.model.visual.proj, model.visual.proj.detach().half().float())
+
+
+def test_training_gradcam_is_cars_gradcam(tmp_path):
+    """The map the --cam-weight loss trains is exactly the one CaR's ProposalGenerator computes."""
+    from car.clip.load import load_clip
+    from car.data.shapes import ShapesDataset
+    from car.method.proposals import ProposalGenerator, minmax, preprocess
+
+    T = _load()
+    torch.manual_seed(0)
+    model, _ = T.build_model()
+    T.save_weights(model, tmp_path / "w.pt")
+    clip = load_clip({"arch": T.ARCH, "pretrained": str(tmp_path / "w.pt")})
+    image = ShapesDataset("val", num_images=1)[0]["image"]
+    texts = torch.nn.functional.normalize(torch.randn(len(T.LABELS), clip.model.text_projection.shape[1]), dim=-1)
+    gen = ProposalGenerator(clip, lam=0.4, posemb_fp16_round=False)
+    ref, _ = gen.gradcam(gen.encode(image), texts[None], torch.tensor([3]))  # [1, h, w]
+
+    visual = clip.model.visual
+    x = T.visual_trunk(visual, preprocess(image, clip)).requires_grad_(True)  # load_clip freezes the weights
+    raw, patches = T.training_gradcam(visual, x, torch.tensor([3]), texts, clip.logit_scale)
+    ours = minmax(minmax(raw.clamp_min(0)).clamp_min(0))
+    assert patches.shape == (1, raw.shape[1], texts.shape[1])
+    torch.testing.assert_close(ours.reshape(ref.shape), ref, atol=1e-4, rtol=1e-4)
+    assert raw.requires_grad  # the channel weights stay differentiable (create_graph)
+
+
+def test_gradcam_loss_rewards_mass_inside_the_object():
+    """The loss is low when the map's mass lies on the chosen class's tokens, high when outside."""
+    T = _load()
+    labels = torch.tensor([[0, 0, T.C, T.C, T.C, -100]])  # class 0 on two tokens, texture elsewhere
+
+    class Fixed:  # stands in for training_gradcam with a chosen map
+        def __init__(self, cam):
+            self.cam = torch.tensor([cam])
+
+        def __call__(self, visual, x, choice, texts, scale):
+            assert choice.tolist() == [0]
+            return self.cam, torch.ones(1, 6, 4)
+
+    rng = np.random.default_rng(0)
+    good, bad = [3.0, 3.0, 0, 0, 0, 9.0], [0, 0, 3.0, 3.0, 0, 9.0]  # the ignored token never counts
+    orig = T.training_gradcam
+    try:
+        T.training_gradcam = Fixed(good)
+        l_good, _ = T.gradcam_loss(None, torch.zeros(1, 7, 4), labels, None, 1.0, rng)
+        T.training_gradcam = Fixed(bad)
+        l_bad, _ = T.gradcam_loss(None, torch.zeros(1, 7, 4), labels, None, 1.0, rng)
+    finally:
+        T.training_gradcam = orig
+    assert l_good < 0.5 < l_bad
