@@ -319,7 +319,7 @@ def train(
         if time_limit and time.time() - t0 > 1.1 * time_limit:
             log(f"time limit exceeded at step {step}")
             break
-    return model, tokenizer, {"history": history, "steps": step + 1, "seconds": time.time() - t0, "ema": ema}
+    return model, tokenizer, {"history": history, "steps": len(history), "seconds": time.time() - t0, "ema": ema}
 
 
 def main(argv=None):

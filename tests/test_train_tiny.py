@@ -144,3 +144,16 @@ def test_gradcam_loss_rewards_mass_inside_the_object():
     finally:
         T.training_gradcam = orig
     assert l_good < 0.5 < l_bad
+
+
+def test_committed_weights_match_their_provenance():
+    """car/assets/tiny_clip.pt is the file car/assets/tiny_clip.md describes (sha256, size <= 10 MB)."""
+    import hashlib
+    import re
+
+    weights = ROOT / "car" / "assets" / "tiny_clip.pt"
+    doc = (ROOT / "car" / "assets" / "tiny_clip.md").read_text()
+    declared = re.search(r"^- sha256: `([0-9a-f]{64})`", doc, re.M).group(1)
+    assert hashlib.sha256(weights.read_bytes()).hexdigest() == declared
+    size = int(re.search(r"fp16 state dict, ([0-9,]+) bytes", doc).group(1).replace(",", ""))
+    assert weights.stat().st_size == size <= 10 * 2**20
