@@ -76,17 +76,9 @@ def visual_trunk(visual, images: torch.Tensor) -> torch.Tensor:
 def visual_paths(visual, images: torch.Tensor, tokens: bool = False):
     """Returns normalised embeddings (cls_L, mean_patch_L, cls_{L-1}), each [B, D]; with
     tokens=True also every patch token after all blocks, ln_post @ proj, normalised [B, N, D]."""
-    x = visual.conv1(images)
-    b, c, h, w = x.shape
-    x = x.reshape(b, c, h * w).permute(0, 2, 1)
-    x = torch.cat([visual.class_embedding.to(x.dtype).expand(b, 1, c), x], dim=1)
-    x = x + visual.positional_embedding.to(x.dtype)
-    x = visual.ln_pre(x)
-    blocks = visual.transformer.resblocks
-    for i, blk in enumerate(blocks):
-        if i == len(blocks) - 1:
-            cls_prev = x[:, 0]
-        x = blk(x)
+    x = visual_trunk(visual, images)  # [B, 1+N, W] after blocks 1..L-1
+    cls_prev = x[:, 0]
+    x = visual.transformer.resblocks[-1](x)
     cls_l = visual.ln_post(x[:, 0]) @ visual.proj
     patches = visual.ln_post(x[:, 1:]) @ visual.proj  # [B, N, D]
     mean_l = visual.ln_post(x[:, 1:]).mean(1) @ visual.proj

@@ -120,30 +120,21 @@ def test_training_gradcam_is_cars_gradcam(tmp_path):
     assert raw.requires_grad  # the channel weights stay differentiable (create_graph)
 
 
-def test_gradcam_loss_rewards_mass_inside_the_object():
+def test_gradcam_loss_rewards_mass_inside_the_object(monkeypatch):
     """The loss is low when the map's mass lies on the chosen class's tokens, high when outside."""
     T = _load()
     labels = torch.tensor([[0, 0, T.C, T.C, T.C, -100]])  # class 0 on two tokens, texture elsewhere
 
-    class Fixed:  # stands in for training_gradcam with a chosen map
-        def __init__(self, cam):
-            self.cam = torch.tensor([cam])
-
-        def __call__(self, visual, x, choice, texts, scale):
+    def loss_for(cam):  # gradcam_loss with training_gradcam returning a chosen map
+        def fixed(visual, x, choice, texts, scale):
             assert choice.tolist() == [0]
-            return self.cam, torch.ones(1, 6, 4)
+            return torch.tensor([cam]), torch.ones(1, 6, 4)
 
-    rng = np.random.default_rng(0)
+        monkeypatch.setattr(T, "training_gradcam", fixed)
+        return T.gradcam_loss(None, torch.zeros(1, 7, 4), labels, None, 1.0, np.random.default_rng(0))[0]
+
     good, bad = [3.0, 3.0, 0, 0, 0, 9.0], [0, 0, 3.0, 3.0, 0, 9.0]  # the ignored token never counts
-    orig = T.training_gradcam
-    try:
-        T.training_gradcam = Fixed(good)
-        l_good, _ = T.gradcam_loss(None, torch.zeros(1, 7, 4), labels, None, 1.0, rng)
-        T.training_gradcam = Fixed(bad)
-        l_bad, _ = T.gradcam_loss(None, torch.zeros(1, 7, 4), labels, None, 1.0, rng)
-    finally:
-        T.training_gradcam = orig
-    assert l_good < 0.5 < l_bad
+    assert loss_for(good) < 0.5 < loss_for(bad)
 
 
 def test_committed_weights_match_their_provenance():
