@@ -9,6 +9,7 @@ independent of the number of data workers.
 from __future__ import annotations
 
 import sys
+from functools import partial
 from pathlib import Path
 
 import cv2
@@ -109,11 +110,46 @@ def token_labels(target: np.ndarray, texture: str, grid: int) -> np.ndarray:
     return out.ravel()
 
 
-def make_batch_ce(seed: int, step: int, batch_size: int, size: int, grid: int | None = None):
+def background_disc(target: np.ndarray, rng, tries: int = 10) -> np.ndarray | None:
+    """A disc-shaped mask (radius 6-20 px) lying on background: at most 15 % of it covers objects
+    or their border band. It stands for the proposal of a query that is absent from the image,
+    which CaR's classifier must score as background (a texture word), not as a class. None if no
+    placement is found."""
+    h, w = target.shape
+    yy, xx = np.mgrid[0:h, 0:w]
+    for _ in range(tries):
+        r = rng.uniform(6.0, 20.0)
+        cx, cy = rng.uniform(0, w), rng.uniform(0, h)
+        disc = (xx - cx) ** 2 + (yy - cy) ** 2 <= r * r
+        if disc.sum() >= 12 and (target[disc] != 0).mean() <= 0.15:
+            return disc
+    return None
+
+
+def loose_disc(mask: np.ndarray, rng) -> np.ndarray:
+    """A disc around an object, as loose as CaR's proposal masks are (those cover about three times
+    the object's area): centred near the object's centroid, radius 1-2x the object's equivalent
+    radius, so it often takes in background and parts of neighbours. Labelled with the object."""
+    ys, xs = np.nonzero(mask)
+    r0 = max(2.0, float(np.sqrt(len(xs) / np.pi)))
+    r = r0 * rng.uniform(1.0, 2.0)
+    cx, cy = xs.mean() + rng.normal(0, 0.25 * r0), ys.mean() + rng.normal(0, 0.25 * r0)
+    yy, xx = np.mgrid[0:mask.shape[0], 0:mask.shape[1]]
+    return ((xx - cx) ** 2 + (yy - cy) ** 2 <= r * r) | mask
+
+
+def make_batch_ce(seed: int, step: int, batch_size: int, size: int, grid: int | None = None,
+                  neg_prompt_p: float = 0.0, loose_prompt_p: float = 0.0):
     """The "ce" objective's batch: single-object scenes (class + texture labels), prompted
     objects of multi-object scenes (class label), and those multi-object scenes themselves with
     per-token labels on a grid x grid token map (for the optional dense loss). One-of-K labels
-    give a much denser signal than multi-label scenes (see car/assets/tiny_clip.md)."""
+    give a much denser signal than multi-label scenes (see car/assets/tiny_clip.md).
+    With neg_prompt_p > 0 that share of the prompted images prompts a background disc instead
+    (`background_disc`) and is labelled with the scene's texture, index C + t: the prompted
+    loss then runs over class + texture words, as CaR's classifier scores queries against its
+    background words. With loose_prompt_p > 0 that share of the object prompts uses a loose disc
+    around the object (`loose_disc`) instead of its exact mask. Both at 0 draw exactly the
+    batches of earlier runs."""
     single, ycls, ytex, prompted, ptarget, multi, tokens = [], [], [], [], [], [], []
     for j in range(batch_size):
         ss = np.random.SeedSequence([seed, 0, step * batch_size + j])
@@ -127,8 +163,15 @@ def make_batch_ce(seed: int, step: int, batch_size: int, size: int, grid: int | 
         objs = [(c, m) for c, m in sc["objects"] if m.sum() >= 12] or sc["objects"]
         cls, mask = objs[rng.integers(len(objs))]
         kind = PROMPT_TYPES[rng.choice(len(PROMPT_TYPES), p=PROMPT_PROBS)]
+        label = cls - 1
+        if loose_prompt_p > 0 and rng.uniform() < loose_prompt_p:
+            mask = loose_disc(mask, rng)
+        if neg_prompt_p > 0 and rng.uniform() < neg_prompt_p:
+            disc = background_disc(sc["target"], rng)
+            if disc is not None:
+                mask, label = disc, C + TEXTURES.index(sc["texture"])
         prompted.append(apply_prompt(sc["image"], mask, kind))
-        ptarget.append(cls - 1)
+        ptarget.append(label)
         multi.append(sc["image"])
         tokens.append(token_labels(sc["target"], sc["texture"], grid or size // 8))  # the tiny ViT's patch is 8
     return (to_tensor(single), torch.tensor(ycls), torch.tensor(ytex), to_tensor(prompted), torch.tensor(ptarget),
@@ -136,9 +179,11 @@ def make_batch_ce(seed: int, step: int, batch_size: int, size: int, grid: int | 
 
 
 class BatchStream(torch.utils.data.Dataset):
-    def __init__(self, seed, steps, batch_size, size, start=0, objective="sigmoid"):
+    def __init__(self, seed, steps, batch_size, size, start=0, objective="sigmoid", neg_prompt_p=0.0,
+                 loose_prompt_p=0.0):
         self.seed, self.steps, self.batch_size, self.size, self.start = seed, steps, batch_size, size, start
-        self.make = make_batch_ce if objective == "ce" else make_batch
+        self.make = partial(make_batch_ce, neg_prompt_p=neg_prompt_p,
+                                                 loose_prompt_p=loose_prompt_p) if objective == "ce" else make_batch
 
     def __len__(self):
         return self.steps - self.start

@@ -33,6 +33,7 @@ import math
 import os
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -140,13 +141,15 @@ def gradcam_loss(visual, x, labels, texts, scale, rng, temperature: float = 2.0)
 
 
 def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0, dense_weight: float = 0.0,
-                    cam_weight: float = 0.0):
+                    cam_weight: float = 0.0, prompt_textures: bool = False):
     """Softmax (CLIP-style) losses against text embeddings of the class / texture names under
     random templates: single objects on every CaR path (c, a, b) and textures on the patch-mean
     path (a, the proposal path, where texture names act as background words); prompted objects
     on the classifier path (b). dense_weight > 0 adds a per-token loss on multi-object scenes:
     each final-layer patch token against the label under it (class or texture), which gives the
-    patch tokens the locality gradCAM needs (see car/assets/tiny_clip.md)."""
+    patch tokens the locality gradCAM needs (see car/assets/tiny_clip.md). prompt_textures: the
+    prompted loss runs over class + texture words (the batch holds background-disc prompts
+    labelled C + t, see tiny_clip_data.make_batch_ce)."""
     single, ycls, ytex, prompted, ptarget, multi, tokens = batch
     nb = single.shape[0]
     cls_l, mean_l, cls_p = visual_paths(model.visual, torch.cat([single, prompted]))
@@ -156,7 +159,7 @@ def compute_loss_ce(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0, d
     ce = lambda f, t, y: F.cross_entropy(scale * f @ t.T, y)  # noqa: E731
     l_c, l_a, l_b = ce(cls_l[:nb], tc[0], ycls), ce(mean_l[:nb], tc[1], ycls), ce(cls_p[:nb], tc[2], ycls)
     l_t = ce(mean_l[:nb], tt, ytex)
-    l_p = ce(cls_p[nb:], tc[0], ptarget)
+    l_p = ce(cls_p[nb:], torch.cat([tc[0], tt]) if prompt_textures else tc[0], ptarget)
     loss = l_c + l_a + l_b + 0.5 * l_t + w_prompt * 2.0 * l_p
     parts = {"c": l_c.item(), "a": l_a.item(), "b": l_b.item(), "tex": l_t.item(), "prompt": l_p.item()}
     if dense_weight > 0 or cam_weight > 0:
@@ -245,6 +248,8 @@ def train(
     data_offset=0,
     dense_weight=0.0,
     cam_weight=0.0,
+    neg_prompt_p=0.0,
+    loose_prompt_p=0.0,
     log=print,
 ):
     torch.manual_seed(seed)
@@ -267,15 +272,17 @@ def train(
         if log_every:
             log(f"text warm-up {text_warmup} steps took {time.time() - t:.1f}s")
     if fixed_batch:
-        b0 = (make_batch_ce if objective == "ce" else make_batch)(seed, 0, batch_size, size)
+        b0 = (partial(make_batch_ce, neg_prompt_p=neg_prompt_p, loose_prompt_p=loose_prompt_p) if objective == "ce" else make_batch)(
+            seed, 0, batch_size, size)
         loader = (b0 for _ in range(steps))
     elif workers > 0:
         loader = torch.utils.data.DataLoader(
-            BatchStream(seed, steps + data_offset, batch_size, size, start=data_offset, objective=objective), batch_size=None, shuffle=False, num_workers=workers,
+            BatchStream(seed, steps + data_offset, batch_size, size, start=data_offset, objective=objective,
+                        neg_prompt_p=neg_prompt_p, loose_prompt_p=loose_prompt_p), batch_size=None, shuffle=False, num_workers=workers,
             prefetch_factor=4, persistent_workers=False,
         )
     else:
-        make = make_batch_ce if objective == "ce" else make_batch
+        make = partial(make_batch_ce, neg_prompt_p=neg_prompt_p, loose_prompt_p=loose_prompt_p) if objective == "ce" else make_batch
         loader = (make(seed, data_offset + s, batch_size, size) for s in range(steps))
     history = []
     t0 = time.time()
@@ -296,7 +303,7 @@ def train(
             g["lr"] = lr_at(step, total, lr, warmup)
         if objective == "ce":
             loss, parts = compute_loss_ce(model, tokenizer, bias, batch, rng, dense_weight=dense_weight,
-                                          cam_weight=cam_weight)
+                                          cam_weight=cam_weight, prompt_textures=neg_prompt_p > 0)
         else:
             loss, parts = compute_loss(model, tokenizer, bias, batch, rng)
         opt.zero_grad(set_to_none=True)
@@ -351,6 +358,12 @@ def main(argv=None):
                     help="weight of the per-token loss on multi-object scenes (ce objective; 0 = off)")
     ap.add_argument("--cam-weight", type=float, default=0.0,
                     help="weight of the loss on CaR's own gradCAM map of multi-object scenes (ce objective; 0 = off)")
+    ap.add_argument("--neg-prompt-p", type=float, default=0.0,
+                    help="share of prompted images that prompt a background disc labelled with its texture "
+                         "(ce objective; teaches the classifier to reject absent queries; 0 = off)")
+    ap.add_argument("--loose-prompt-p", type=float, default=0.0,
+                    help="share of object prompts drawn on a loose disc around the object instead of its "
+                         "exact mask, as loose as CaR's proposal masks (ce objective; 0 = off)")
     ap.add_argument("--no-eval", action="store_true")
     ap.add_argument("--smoke", action="store_true", help="5 quick steps (CI)")
     args = ap.parse_args(argv)
@@ -362,7 +375,8 @@ def main(argv=None):
         workers=args.workers, log_every=1 if args.smoke else 50, eval_every=args.eval_every,
         time_limit=args.time_limit, text_warmup=args.text_warmup, stop_at=args.stop_at, objective=args.objective,
         init=args.init, data_offset=args.data_offset, dense_weight=args.dense_weight, warmup=args.warmup,
-        cam_weight=args.cam_weight,
+        cam_weight=args.cam_weight, neg_prompt_p=args.neg_prompt_p,
+        loose_prompt_p=args.loose_prompt_p,
     )
     print(f"trained {info['steps']} steps in {info['seconds']:.0f}s, final loss ema {info['ema']:.4f}")
     if not args.no_eval:

@@ -72,6 +72,55 @@ def test_token_labels_by_hand():
     assert ((batch[6] >= -100) & (batch[6] < len(T.LABELS))).all() and (batch[6] >= 0).any()
 
 
+def test_background_disc_prompts():
+    """--neg-prompt-p: prompted background discs labelled with the scene's texture (index C + t);
+    with the option off the batches are exactly those of earlier runs."""
+    T = _load()
+    import tiny_clip_data as D
+
+    target = np.zeros((64, 64), np.int64)
+    target[:, :32] = 4  # the left half is an object
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        disc = D.background_disc(target, rng)
+        assert disc is not None and disc.sum() >= 12 and (target[disc] != 0).mean() <= 0.15
+    assert D.background_disc(np.full((64, 64), 3), rng) is None  # no background: no negative
+    off = T.make_batch_ce(0, 0, 6, 64)
+    for x, y in zip(off, T.make_batch_ce(0, 0, 6, 64, neg_prompt_p=0.0)):
+        assert torch.equal(x, y)
+    on = T.make_batch_ce(0, 0, 6, 64, neg_prompt_p=1.0)
+    assert torch.equal(on[0], off[0])  # single-object scenes unchanged
+    assert (on[4] >= D.C).sum() >= 4 and (on[4] < len(T.LABELS)).all()  # mostly texture labels
+    torch.manual_seed(0)
+    model, tok = T.build_model()
+    loss, parts = T.compute_loss_ce(model, tok, None, on, np.random.default_rng(0), prompt_textures=True)
+    assert torch.isfinite(loss) and parts["prompt"] > 0
+    with pytest.raises(IndexError):  # texture labels need the texture words in the prompted loss
+        T.compute_loss_ce(model, tok, None, on, np.random.default_rng(0), prompt_textures=False)
+
+
+def test_loose_disc_prompts():
+    """--loose-prompt-p: object prompts on a loose disc around the object, labelled with it."""
+    T = _load()
+    import tiny_clip_data as D
+
+    obj = np.zeros((64, 64), bool)
+    obj[20:30, 24:34] = True  # a 10 x 10 object
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        disc = D.loose_disc(obj, rng)
+        assert (disc & obj).sum() == obj.sum()  # always holds the whole object
+        assert obj.sum() <= disc.sum() <= 1.15 * 4 * obj.sum() + obj.sum()  # radius <= 2x the object's
+    areas = [D.loose_disc(obj, rng).sum() for _ in range(50)]
+    assert np.mean(areas) > 1.5 * obj.sum()  # looser than the object, as CaR's proposals are
+    off = T.make_batch_ce(0, 1, 6, 64)
+    on = T.make_batch_ce(0, 1, 6, 64, loose_prompt_p=1.0)
+    assert torch.equal(on[4], off[4])  # same objects, same labels
+    assert not torch.equal(on[3], off[3])  # drawn on other masks
+    for x, y in zip(off, T.make_batch_ce(0, 1, 6, 64, loose_prompt_p=0.0)):
+        assert torch.equal(x, y)
+
+
 @pytest.mark.parametrize("objective,dense_weight,cam_weight",
                          [("ce", 0.0, 0.0), ("ce", 2.0, 0.0), ("ce", 2.0, 1.0), ("sigmoid", 0.0, 0.0)])
 def test_loss_decreases_on_fixed_batch(objective, dense_weight, cam_weight):
