@@ -127,9 +127,10 @@ def background_disc(target: np.ndarray, rng, tries: int = 10) -> np.ndarray | No
 
 
 def loose_disc(mask: np.ndarray, rng) -> np.ndarray:
-    """A disc around an object, as loose as CaR's proposal masks are (those cover about three times
-    the object's area): centred near the object's centroid, radius 1-2x the object's equivalent
-    radius, so it often takes in background and parts of neighbours. Labelled with the object."""
+    """A disc around an object, loose like CaR's proposal masks (a present class's mask covers about
+    20 % of a shapes image, its object 4 %): centred near the object's centroid, radius 1-2x the
+    object's equivalent radius, so it often takes in background and parts of neighbours; it always
+    holds the object, whose label it keeps."""
     ys, xs = np.nonzero(mask)
     r0 = max(2.0, float(np.sqrt(len(xs) / np.pi)))
     r = r0 * rng.uniform(1.0, 2.0)

@@ -16,7 +16,10 @@ texture names on (a), and the class of a visually prompted object of a multi-obj
 (b). Optional scene losses on multi-object scenes: `--dense-weight` (every final patch token
 against the label under it) and `--cam-weight` (CaR's own gradCAM map of a present class against
 the class's tokens, differentiated through the gradient that weights it; `training_gradcam` equals
-car.method.proposals.ProposalGenerator.gradcam, tested). Objective `sigmoid` (the first attempt):
+car.method.proposals.ProposalGenerator.gradcam, tested). `--loose-prompt-p` draws that share of
+the prompted objects on a loose disc around the object, as loose as CaR's proposal masks (stage 2
+of the shipped weights); `--neg-prompt-p` prompts background discs labelled with their texture
+(tried, it hurt CaR). Objective `sigmoid` (the first attempt):
 multi-label SigLIP-style losses on whole scenes.
 Deterministic for a seed: scenes of step t are rendered from SeedSequence([seed, 0, t*B + j]);
 `--init` + `--data-offset` continue a run from saved weights on new scenes (a second stage).
