@@ -8,6 +8,7 @@ Used by scripts/train_tiny_clip.py (training) and importable on its own to measu
 from __future__ import annotations
 
 import hashlib
+import io
 import sys
 from pathlib import Path
 
@@ -150,7 +151,12 @@ def evaluate(model, tokenizer, size=64, seed=0, n_single=500, n_multi=300, bs=10
 
 
 def save_weights(model, path: Path) -> str:
+    """fp16 state dict -> path; returns its sha256. Serialised through a buffer: torch.save names the
+    records inside its zip after the file's stem, so saving to a path would make the bytes (and the
+    sha256) depend on the --out name; this way equal weights give equal files."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: v.detach().to(torch.float16) if v.is_floating_point() else v for k, v in model.state_dict().items()}
-    torch.save(sd, path)
+    buffer = io.BytesIO()
+    torch.save(sd, buffer)
+    path.write_bytes(buffer.getvalue())
     return hashlib.sha256(path.read_bytes()).hexdigest()

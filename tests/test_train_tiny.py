@@ -1,3 +1,4 @@
+import hashlib
 import json
 from pathlib import Path
 
@@ -144,6 +145,20 @@ def test_smoke_cli(tmp_path):
     torch.testing.assert_close(loaded.model.visual.proj, model.visual.proj.detach().half().float())
 
 
+def test_saved_weights_do_not_depend_on_the_file_name(tmp_path):
+    """torch.save names its zip records after the file's stem; save_weights must not, or the
+    documented command (--out car/assets/tiny_clip.pt) could never reproduce the committed sha256."""
+    T = _load()
+    torch.manual_seed(0)
+    model, _ = T.build_model()
+    a = T.save_weights(model, tmp_path / "stage2.pt")
+    b = T.save_weights(model, tmp_path / "sub" / "tiny_clip.pt")
+    assert a == b == hashlib.sha256((tmp_path / "sub" / "tiny_clip.pt").read_bytes()).hexdigest()
+    with torch.no_grad():
+        model.visual.proj.add_(1.0)
+    assert T.save_weights(model, tmp_path / "stage2.pt") != a  # and other weights, other bytes
+
+
 def test_training_gradcam_is_cars_gradcam(tmp_path):
     """The map the --cam-weight loss trains is exactly the one CaR's ProposalGenerator computes."""
     from car.clip.load import load_clip
@@ -188,7 +203,6 @@ def test_gradcam_loss_rewards_mass_inside_the_object(monkeypatch):
 
 def test_committed_weights_match_their_provenance():
     """car/assets/tiny_clip.pt is the file car/assets/tiny_clip.md describes (sha256, size <= 10 MB)."""
-    import hashlib
     import re
 
     weights = ROOT / "car" / "assets" / "tiny_clip.pt"
