@@ -59,8 +59,8 @@ def ideal_maps(cfg, kind: str, use_crf: bool) -> float:
     metric = build_metric(cfg)
     dataset = build_dataset(cfg)
     for i in range(len(dataset)):
-        scene = dataset.scene(i)
-        target = dataset[i]["target"]
+        scene = dataset.scene(i)  # rendered once: image, label map and per-object masks
+        target = scene["target"]
         full = {}  # class id -> union of its objects' visible masks (the label map without its ignore band)
         for cls, visible in scene["objects"]:
             full[cls] = full.get(cls, np.zeros_like(visible)) | visible
@@ -84,7 +84,7 @@ def first_step(cfg) -> dict:
     present = {"kept": [], "argmax_self": [], "argmax_other_present": [], "argmax_absent": [], "mask_area": [],
                "mask_iou": []}
     absent_kept = []
-    final = {"kept": 0, "correct": 0, "present": 0}  # the query set CaR ends with
+    final = {"images": 0, "kept": 0, "correct": 0, "present": 0}  # the query set CaR ends with
     for sample in build_dataset(cfg):
         image, target = sample["image"], sample["target"]
         maps = car.proposals(car.proposals.encode(image), car.text(names), background)  # [K, H, W]
@@ -92,6 +92,7 @@ def first_step(cfg) -> dict:
         q = double_softmax_scores(emb, class_texts, car.classifier.clip.logit_scale)  # [K, K]
         here = {int(v) - 1 for v in np.unique(target) if 0 < v < 255}
         live = set(car(image, names).live)
+        final["images"] += 1
         final["kept"] += len(live)
         final["correct"] += len(live & here)
         final["present"] += len(here)
@@ -110,7 +111,7 @@ def first_step(cfg) -> dict:
     out = {f"present_{k}": round(float(np.mean(v)), 4) for k, v in present.items()}
     out.update(absent_kept=round(float(np.mean(absent_kept)), 4), present_queries=len(present["kept"]),
                absent_queries=len(absent_kept), prompts=list(cfg.car.prompts),
-               final_queries_per_image=round(final["kept"] / len(absent_kept + present["kept"]) * len(names), 3),
+               final_queries_per_image=round(final["kept"] / final["images"], 3),
                final_precision=round(final["correct"] / max(final["kept"], 1), 4),
                final_recall=round(final["correct"] / max(final["present"], 1), 4))
     return out

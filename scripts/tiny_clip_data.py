@@ -179,12 +179,19 @@ def make_batch_ce(seed: int, step: int, batch_size: int, size: int, grid: int | 
             to_tensor(multi), torch.from_numpy(np.stack(tokens)))
 
 
+def batch_maker(objective: str, neg_prompt_p: float = 0.0, loose_prompt_p: float = 0.0):
+    """The batch function of an objective: (seed, step, batch_size, size) -> batch tensors."""
+    if objective == "ce":
+        return partial(make_batch_ce, neg_prompt_p=neg_prompt_p, loose_prompt_p=loose_prompt_p)
+    return make_batch
+
+
 class BatchStream(torch.utils.data.Dataset):
-    def __init__(self, seed, steps, batch_size, size, start=0, objective="sigmoid", neg_prompt_p=0.0,
-                 loose_prompt_p=0.0):
+    """Batches start..steps-1 of a run, made by `make` (a `batch_maker`) in data-loader workers."""
+
+    def __init__(self, seed, steps, batch_size, size, make, start=0):
         self.seed, self.steps, self.batch_size, self.size, self.start = seed, steps, batch_size, size, start
-        self.make = partial(make_batch_ce, neg_prompt_p=neg_prompt_p,
-                                                 loose_prompt_p=loose_prompt_p) if objective == "ce" else make_batch
+        self.make = make
 
     def __len__(self):
         return self.steps - self.start

@@ -36,7 +36,6 @@ import math
 import os
 import sys
 import time
-from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -49,7 +48,7 @@ if str(ROOT) not in sys.path:
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # scripts/: the data and model modules beside this file
 
-from tiny_clip_data import LABELS, BatchStream, apply_prompt, make_batch, make_batch_ce  # noqa: E402, F401
+from tiny_clip_data import LABELS, BatchStream, apply_prompt, batch_maker, make_batch, make_batch_ce  # noqa: E402, F401
 from tiny_clip_model import (  # noqa: E402, F401  (re-exported: the tests use them through this script)
     ARCH,
     TRAIN_TEMPLATES,
@@ -274,18 +273,16 @@ def train(
         pretrain_text(model, tokenizer, rng, steps=text_warmup, log=log if log_every else None)
         if log_every:
             log(f"text warm-up {text_warmup} steps took {time.time() - t:.1f}s")
+    make = batch_maker(objective, neg_prompt_p, loose_prompt_p)
     if fixed_batch:
-        b0 = (partial(make_batch_ce, neg_prompt_p=neg_prompt_p, loose_prompt_p=loose_prompt_p) if objective == "ce" else make_batch)(
-            seed, 0, batch_size, size)
+        b0 = make(seed, 0, batch_size, size)
         loader = (b0 for _ in range(steps))
     elif workers > 0:
         loader = torch.utils.data.DataLoader(
-            BatchStream(seed, steps + data_offset, batch_size, size, start=data_offset, objective=objective,
-                        neg_prompt_p=neg_prompt_p, loose_prompt_p=loose_prompt_p), batch_size=None, shuffle=False, num_workers=workers,
-            prefetch_factor=4, persistent_workers=False,
+            BatchStream(seed, steps + data_offset, batch_size, size, make, start=data_offset), batch_size=None,
+            shuffle=False, num_workers=workers, prefetch_factor=4, persistent_workers=False,
         )
     else:
-        make = partial(make_batch_ce, neg_prompt_p=neg_prompt_p, loose_prompt_p=loose_prompt_p) if objective == "ce" else make_batch
         loader = (make(seed, data_offset + s, batch_size, size) for s in range(steps))
     history = []
     t0 = time.time()
