@@ -100,12 +100,48 @@ def test_raw_text_after_first_when_configured():
     assert proposals.calls[1] == ["a"]
 
 
-def test_all_zero_maps_reuse_previous_step_maps_and_queries():
+def test_all_zero_maps_correct_form_returns_previous_step_whole():
     table = [{"a": 0.9, "b": 0.8, "c": 0.1}, {"a": 0.9, "b": 0.2}]
-    car, _, _ = make(table, proposals=ScriptedProposals(zero_from_step=2))
+    car, _, _ = make(table, proposals=ScriptedProposals(zero_from_step=2), zero_step="correct")
     result = car(IMAGE, ["a", "b", "c"])
-    assert result.live == [0, 1, 2] and result.maps.any()  # Q17, correct form
-    assert result.steps == 2
+    assert result.live == [0, 1, 2] and result.maps.any()  # Q17, correct form: maps AND queries of step 1
+    assert result.scores.tolist() == [np.float32(0.9), np.float32(0.8), np.float32(0.1)]
+    assert result.steps == 2 and result.trace[1].zero_maps
+
+
+def test_all_zero_maps_official_form_scores_prunes_and_carries_previous_maps():
+    """Q17 as the official loop does it: the zero step is scored on plain images and pruned, the
+    loop goes on, and the maps carried forward are the last non-zero ones (step 1's three maps)."""
+    table = [{"a": 0.9, "b": 0.8, "c": 0.1}, {"a": 0.9, "b": 0.2}, {"a": 1.0}]
+    car, _, clf = make(table, proposals=ScriptedProposals(zero_from_step=2), zero_step="official")
+    result = car(IMAGE, ["a", "b", "c"])
+    assert result.history == [[0, 1, 2], [0, 1], [0]] and result.steps == 3
+    assert [t.zero_maps for t in result.trace] == [False, True, True]
+    assert result.trace[1].kept == [0]  # b pruned on the zero step's scores
+    assert result.live == [0] and result.scores.tolist() == [1.0]
+    assert result.maps.shape == (3, 8, 40)  # step 1's maps, one per step-1 query
+    assert result.maps[0, 2:6, 0:3].all() and result.maps[1, 2:6, 4:7].all()
+    assert clf.calls[1] == ["a", "b"]
+
+
+def test_all_zero_maps_official_form_paints_carried_maps_in_order():
+    """The official zip pairs the carried maps, in order, with the final queries: query a gets
+    map 0; maps 1 and 2 only compete (no label for them)."""
+    from car.method.segmenter import QueryPass, SemanticCaR
+
+    table = [{"a": 0.9, "b": 0.8, "c": 0.1}, {"a": 0.9, "b": 0.2}, {"a": 1.0}]
+    car, _, _ = make(table, proposals=ScriptedProposals(zero_from_step=2), zero_step="official")
+    seg = SemanticCaR(car, [QueryPass(["a", "b", "c"], [5, 6, 7])], crf=None)
+    label_map, info = seg({"image": IMAGE})
+    assert set(np.unique(label_map).tolist()) == {0, 5}
+    assert (label_map[2:6, 0:3] == 5).all() and (label_map[2:6, 4:7] == 0).all()
+
+
+def test_zero_step_flag_refuses_unknown_values():
+    import pytest
+
+    with pytest.raises(ValueError, match="zero_step"):
+        make([{"a": 1.0}], zero_step="offical")
 
 
 def test_legacy_unfiltered_templates_compete_with_all_original_queries():

@@ -32,13 +32,19 @@ def classifier_preprocess(image: np.ndarray, clip: ClipModel) -> torch.Tensor:
     return (x - torch.tensor(clip.mean).view(3, 1, 1)) / torch.tensor(clip.std).view(3, 1, 1)
 
 
+def template_probs(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: float) -> torch.Tensor:
+    """image_emb [K, D], text_emb [T, J, D] (template t, query j) -> P [T, K, J]: per template, the
+    softmax over the J texts of image k's similarity with each."""
+    logits = logit_scale * torch.einsum("kd,tjd->tkj", image_emb.float(), text_emb.float())  # [T, K, J]
+    return logits.softmax(dim=-1)
+
+
 def double_softmax_scores(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: float) -> torch.Tensor:
     """image_emb [K, D], text_emb [T, J, D] (template t, query j) -> score matrix Q [K, J].
 
     T = 1 gives the single softmax P_1 (referring mode); T > 1 the double softmax.
     """
-    logits = logit_scale * torch.einsum("kd,tjd->tkj", image_emb.float(), text_emb.float())  # [T, K, J]
-    per_template = logits.softmax(dim=-1)  # P_t[k, j]
+    per_template = template_probs(image_emb, text_emb, logit_scale)  # P_t[k, j]
     if text_emb.shape[0] == 1:
         return per_template[0]
     return per_template.sum(dim=0).softmax(dim=-1)  # Q[k, j] = softmax_j Σ_t P_t[k, j]
@@ -75,10 +81,13 @@ class MaskClassifier:
         query strings competing in the softmax (J = K except under quirk Q15). -> scores [K]."""
         return self.score(images, [[fill(t, q) for q in queries] for t in self.templates])
 
+    def text_table(self, texts: list[list[str]]) -> torch.Tensor:
+        """Embeddings of a text table texts[t][j] -> [T, J, D]."""
+        flat = [text for row in texts for text in row]
+        return self.text(flat).reshape(len(texts), len(texts[0]), -1)
+
     def score(self, images: list[np.ndarray], texts: list[list[str]]) -> torch.Tensor:
         """Scores from an explicit text table texts[t][j] (template t, query j). -> [K] diagonal."""
-        flat = [text for row in texts for text in row]
-        text_emb = self.text(flat).reshape(len(texts), len(texts[0]), -1)  # [T, J, D]
-        q = double_softmax_scores(self.encode_images(images), text_emb, self.clip.logit_scale)  # [K, J]
+        q = double_softmax_scores(self.encode_images(images), self.text_table(texts), self.clip.logit_scale)  # [K, J]
         k = len(images)
         return q[torch.arange(k), torch.arange(k)].float().cpu()

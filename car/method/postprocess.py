@@ -55,6 +55,15 @@ class DenseCRF:
         return marginals.argmax(axis=0).astype(np.int64)
 
 
+def crf_probabilities(maps: np.ndarray, bg_factor: float = 1.0, background: bool = True) -> np.ndarray:
+    """§7.1 CRF input: [(1 - max_k M_k)^β ; M_1..M_K] (not renormalised, Q20), or the maps alone
+    without a background channel. maps [K, H, W] -> float32 [K+1 or K, H, W]."""
+    if not background:
+        return maps.astype(np.float32)
+    bg = (1.0 - maps.max(axis=0, keepdims=True)) ** bg_factor
+    return np.concatenate([bg, maps]).astype(np.float32)
+
+
 def semantic_masks(image: np.ndarray, maps: np.ndarray, crf: DenseCRF | None, bg_factor: float = 1.0,
                    background: bool = True) -> np.ndarray:
     """§7.1: one joint labelling over [background, M_1..M_K]; mask_k = (label == k). -> [K, H, W] bool.
@@ -65,11 +74,7 @@ def semantic_masks(image: np.ndarray, maps: np.ndarray, crf: DenseCRF | None, bg
     k = maps.shape[0]
     if k == 0:
         return np.zeros((0,) + image.shape[:2], dtype=bool)
-    if background:
-        bg = (1.0 - maps.max(axis=0, keepdims=True)) ** bg_factor
-        probs, offset = np.concatenate([bg, maps]).astype(np.float32), 1
-    else:
-        probs, offset = maps.astype(np.float32), 0
+    probs, offset = crf_probabilities(maps, bg_factor, background), int(background)
     labels = crf(image, probs) if crf is not None else probs.argmax(axis=0)
     return labels[None] == (np.arange(k) + offset)[:, None, None]
 

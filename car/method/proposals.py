@@ -104,14 +104,34 @@ class ProposalGenerator:
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> ImageEncoding:
-        """§3.2: trunk pass through blocks 1..L-1, keeping the attention of the affinity blocks."""
+        """§3.1-3.2: preprocess, then the trunk pass through blocks 1..L-1."""
+        enc = self.encode_input(preprocess(image, self.clip), image.shape[:2])
+        enc.image = image
+        return enc
+
+    @torch.no_grad()
+    def encode_input(self, x: torch.Tensor, size: tuple[int, int]) -> ImageEncoding:
+        """§3.2 from a preprocessed input [1, 3, H', W'] (teacher-forced in the golden tests):
+        blocks 1..L-1, keeping the attention of the affinity blocks (CLS row/column dropped)."""
         visual = self.clip.visual
-        x, h, w = embed_tokens(visual, preprocess(image, self.clip), self.posemb_fp16_round)
+        x, h, w = embed_tokens(visual, x, self.posemb_fp16_round)
         first_affinity = self.depth - self.affinity_layers
         x, _ = run_blocks(visual, x, range(first_affinity))
         x, maps = run_blocks(visual, x, range(first_affinity, self.depth - 1), need_weights=True)
         trunk_attn = [m[0, 1:, 1:] for m in maps]  # drop CLS row/column before averaging
-        return ImageEncoding(x=x, trunk_attn=trunk_attn, grid=(h, w), size=image.shape[:2], image=image)
+        return ImageEncoding(x=x, trunk_attn=trunk_attn, grid=(h, w), size=tuple(size))
+
+    def image_feature(self, enc: ImageEncoding, z: torch.Tensor | None = None):
+        """§3.3: the last block on the trunk tokens (z: a gradient-tracked ln_1 of them), patch-mean
+        pooled and projected. -> unit-norm image feature [1, D], last block's attention [1, 1+N, 1+N]."""
+        last = self.clip.visual.transformer.resblocks[-1]
+        y, attn = block_forward(last, enc.x, need_weights=True, z=z)
+        v = F.normalize(project(self.clip.visual, y[:, 1:]).mean(dim=1), dim=-1)  # [1, D]
+        return v, attn
+
+    def cam_probs(self, v: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
+        """Softmax over the texts of logit_scale·cos(v, text). v [1, D], texts [K, T, D] -> [K, T]."""
+        return (self.clip.logit_scale * torch.einsum("d,ktd->kt", v[0], texts)).softmax(dim=-1)
 
     def gradcam(self, enc: ImageEncoding, texts: torch.Tensor, target: torch.Tensor):
         """§3.3 for a batch of queries.
@@ -123,14 +143,12 @@ class ProposalGenerator:
         cotangents): query k's gradient is exactly that of its own probability p_k, as if each
         query had its own forward/backward pass (tested against that).
         """
-        visual, last = self.clip.visual, self.clip.visual.transformer.resblocks[-1]
+        last = self.clip.visual.transformer.resblocks[-1]
         k = texts.shape[0]
         with torch.enable_grad():
             z = last.ln_1(enc.x).detach().requires_grad_(True)  # hooked activation Z, [1, 1+N, C]
-            y, attn = block_forward(last, enc.x, need_weights=True, z=z)
-            v = F.normalize(project(visual, y[:, 1:]).mean(dim=1), dim=-1)  # patch-mean embedding [1, D]
-            logits = self.clip.logit_scale * torch.einsum("d,ktd->kt", v[0], texts)  # [K, T]
-            prob = logits.softmax(dim=-1)[torch.arange(k), target]  # p_k of each query's own text, [K]
+            v, attn = self.image_feature(enc, z)  # patch-mean embedding [1, D]
+            prob = self.cam_probs(v, texts)[torch.arange(k), target]  # p_k of each query's own text, [K]
             eye = torch.eye(k, dtype=prob.dtype, device=prob.device)  # cotangent k selects p_k
             (grad,) = torch.autograd.grad(prob, z, grad_outputs=eye, is_grads_batched=True)  # [K, 1, 1+N, C]
         zp, gp = z.detach()[:, 1:], grad[:, 0, 1:]  # drop CLS: [1, N, C], [K, N, C]
@@ -178,13 +196,28 @@ class ProposalGenerator:
 
     def _refine(self, cams: torch.Tensor, s: torch.Tensor, enc: ImageEncoding) -> np.ndarray:
         """§3.4 steps 4-6: box mask, affinity propagation, min-max, bilinear upsample to H x W."""
-        (h, w), (height, width) = enc.grid, enc.size
-        cams_np = cams.cpu().numpy()
-        boxes = np.stack([box_mask(c, self.lam, self.box_clamp) for c in cams_np])  # [K, h, w]
-        sources = cams * torch.from_numpy(boxes).to(cams.device)  # m[j]·ĉ[j], [K, h, w]
-        refined = sources.flatten(1) @ s.T  # r[i] = Σ_j S[i,j] m[j] ĉ[j], [K, N]
-        refined = minmax(refined).reshape(-1, h, w).cpu().numpy()
-        out = np.empty((len(refined), height, width), dtype=np.float32)
-        for i, r in enumerate(refined):
-            out[i] = cv2.resize(r, (width, height), interpolation=cv2.INTER_LINEAR)
-        return out
+        boxes = np.stack([box_mask(c, self.lam, self.box_clamp) for c in cams.cpu().numpy()])  # [K, h, w]
+        return upsample(minmax_maps(propagate(cams, boxes, s)), enc.size)
+
+
+def propagate(cams: torch.Tensor, boxes: np.ndarray, s: torch.Tensor) -> torch.Tensor:
+    """§3.4 step 5: r[i] = Σ_j S[i,j] m[j] ĉ[j]. cams [K, h, w], boxes [K, h, w] bool, S [N, N]
+    -> refined CAMs [K, h, w] before min-max."""
+    k, h, w = cams.shape
+    sources = cams * torch.from_numpy(boxes).to(cams.device)  # m[j]·ĉ[j], [K, h, w]
+    return (sources.flatten(1) @ s.T).reshape(k, h, w)
+
+
+def minmax_maps(refined: torch.Tensor) -> np.ndarray:
+    """Per-map min-max to [0, 1]. [K, h, w] -> float32 numpy [K, h, w]."""
+    k, h, w = refined.shape
+    return minmax(refined.flatten(1)).reshape(k, h, w).cpu().numpy()
+
+
+def upsample(maps: np.ndarray, size: tuple[int, int]) -> np.ndarray:
+    """§3.4 step 6: bilinear (OpenCV) resize of each [h, w] map to the image size. -> [K, H, W] float32."""
+    height, width = size
+    out = np.empty((len(maps), height, width), dtype=np.float32)
+    for i, r in enumerate(maps):
+        out[i] = cv2.resize(r, (width, height), interpolation=cv2.INTER_LINEAR)
+    return out

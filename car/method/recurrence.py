@@ -25,13 +25,26 @@ from car.method.text import TextEncoder, origami
 
 
 @dataclass
+class StepTrace:
+    """What one recurrence step saw and decided (the RNN's unrolled state)."""
+
+    live: list[int]  # original indices of the queries entering the step
+    scores: np.ndarray  # [K] classifier scores of those queries
+    kept: list[int]  # original indices that survived the step (> θ, or the argmax)
+    zero_maps: bool = False  # every proposal map of the step was zero (Q17)
+    maps: np.ndarray | None = None  # [K, H, W] proposals, kept only when CaR.keep_arrays
+    images: list[np.ndarray] | None = None  # K prompted images, kept only when CaR.keep_arrays
+
+
+@dataclass
 class CarResult:
     """Output of one CaR run for K0 original queries on an H x W image."""
 
-    maps: np.ndarray  # [K, H, W] float32 proposal maps of the final step, for `live` only
+    maps: np.ndarray  # [K, H, W] float32 proposal maps of the final step, for `live` (see Q17 below)
     live: list[int]  # original indices of the queries alive at the end, in original order
     scores: np.ndarray  # [K] classifier scores of the final step for `live`
     history: list[list[int]] = field(default_factory=list)  # live set entering each step
+    trace: list[StepTrace] = field(default_factory=list)  # one entry per step
 
     @property
     def steps(self) -> int:
@@ -66,6 +79,14 @@ class CaR:
             steps and output that step's maps for all its live queries (1 = no recurrence).
         legacy_unfiltered_templates: quirk Q15 of the 2024 revision (classifier texts not pruned).
         compete: True = queries compete in one gradCAM softmax (semantic); False = referring mode.
+        zero_step: quirk Q17, a step whose proposal maps are all zero (from step 2 on). "official":
+            the step is scored and pruned as usual (its prompted images are the plain image) and
+            the loop goes on, but the maps carried forward are the previous step's, so a run that
+            stops there paints the previous step's maps, in order, onto this step's queries
+            (`maps` may then hold more entries than `live`; the extra ones only compete in the
+            CRF). "correct": return the previous step whole (its maps, queries and scores). At
+            step 1 there is no previous map (the official code would crash later); both keep the
+            zero maps.
         precision: "fp32", or "bf16"/"fp16" autocast of both CLIPs (mainly for GPUs; official CUDA
             runs were fp16, quirk Q32).
         char_filter_bug: quirk Q35 (referring configs, no template list): from step 2 on the official
@@ -78,7 +99,7 @@ class CaR:
     def __init__(self, proposals: ProposalGenerator, classifier: MaskClassifier, prompt: VisualPrompt,
                  proposal_text: TextEncoder, theta: float, background_words, cam_text_after_first: str = "origami",
                  max_iterations: int | None = None, legacy_unfiltered_templates: bool = False, compete: bool = True,
-                 char_filter_bug: bool = False, precision: str = "fp32"):
+                 char_filter_bug: bool = False, precision: str = "fp32", zero_step: str = "official"):
         self.proposals = proposals
         self.classifier = classifier
         self.prompt = prompt
@@ -93,6 +114,10 @@ class CaR:
         if precision not in AUTOCAST_DTYPES:
             raise ValueError(f"car.precision must be one of {sorted(AUTOCAST_DTYPES)}, got {precision!r}")
         self.precision = precision
+        if zero_step not in ("official", "correct"):
+            raise ValueError(f"car.quirks.zero_step must be 'official' or 'correct', got {zero_step!r}")
+        self.zero_step = zero_step
+        self.keep_arrays = False  # True: every StepTrace keeps its maps and prompted images (golden tests)
 
     def __call__(self, image: np.ndarray, queries: list[str], background_words=None, prompt_types=None) -> CarResult:
         dtype = AUTOCAST_DTYPES[self.precision]
@@ -109,26 +134,37 @@ class CaR:
         encoding = self.proposals.encode(image)  # trunk pass, reused by every step
         live, n_last, step_text = list(range(len(queries))), 0, "raw"
         history: list[list[int]] = []
+        trace: list[StepTrace] = []
         previous: CarResult | None = None
         while True:
             history.append(list(live))
             texts = [queries[i] if step_text == "raw" else origami(queries[i]) for i in live]
             maps = self.proposals(encoding, self.text(texts), background, compete=self.compete)  # [K, H, W]
-            if previous is not None and not maps.any():  # Q17 (correct form): keep previous maps AND queries
-                previous.history = history
+            zero = previous is not None and not maps.any()
+            if zero and self.zero_step == "correct":  # Q17 corrected: keep the previous step whole
+                trace.append(StepTrace(list(live), np.zeros(0, np.float32), [], zero_maps=True))
+                previous.history, previous.trace = history, trace
                 return previous
             images = prompt.batch(image, maps)
-            if self.char_filter_bug and len(history) >= 2:
-                strings = [origami(q) for q in queries]
-                table = [[s[i] if i < len(s) else "" for i in live] for s in strings]  # [K0][K] characters
-                scores = self.classifier.score(images, table)
-            else:
-                competing = queries if self.legacy_unfiltered_templates else [queries[i] for i in live]
-                scores = self.classifier(images, competing)  # [K]
-            result = CarResult(maps=maps, live=list(live), scores=scores.numpy().astype(np.float32), history=history)
-            keep = prune(scores, self.theta)
+            scores = self._score(images, queries, live, len(history)).numpy().astype(np.float32)  # [K]
+            keep = prune(torch.from_numpy(scores), self.theta)
+            trace.append(StepTrace(list(live), scores, [live[j] for j in keep], zero_maps=zero,
+                                   maps=maps if self.keep_arrays else None,
+                                   images=images if self.keep_arrays else None))
+            if zero:  # Q17 official: carry the previous step's maps forward, with this step's queries
+                maps = previous.maps
+            result = CarResult(maps=maps, live=list(live), scores=scores, history=history, trace=trace)
             if len(keep) == n_last or (self.max_iterations and len(history) >= self.max_iterations):
                 return result
             previous, n_last = result, len(keep)
             live = [live[j] for j in keep]
             step_text = "origami" if self.cam_text_after_first == "origami" else "raw"
+
+    def _score(self, images, queries, live, step: int) -> torch.Tensor:
+        """Classifier scores [K] of the K prompted images of `step` (1-based)."""
+        if self.char_filter_bug and step >= 2:
+            strings = [origami(q) for q in queries]
+            table = [[s[i] if i < len(s) else "" for i in live] for s in strings]  # [K0][K] characters
+            return self.classifier.score(images, table)
+        competing = queries if self.legacy_unfiltered_templates else [queries[i] for i in live]
+        return self.classifier(images, competing)  # [K]

@@ -132,6 +132,7 @@ class ReferringCaR:
         masks = [binary_mask(image, m, self.crf, self.bg_factor) for m in maps]  # K x [H, W] bool
         if not self.crf_onehot_fixed:
             masks = [m for m in masks if m.any()]
+        masks = masks[: len(scores)]  # Q17 official: maps carried over from a longer step pair up in order
         if self.sam_match is not None and proposals["sam"] is not None and masks:
             masks = list(self.sam_match(np.stack(masks), proposals["sam"]))
         mask = merge_expression_masks(masks, scores[: len(masks)], self.vote_threshold, self.min_area, image.shape[:2])
