@@ -76,3 +76,26 @@ def test_rectangle_and_contour_draw_red(textured):
 def test_unknown_prompt_type():
     with pytest.raises(ValueError, match="Unknown visual prompt"):
         VisualPrompt(["sparkles"], 0.4)
+
+
+def test_gray_matches_opencv_fixed_point_conversion_exactly():
+    """Q11 as the official code computes it: OpenCV's fixed-point BGR->grey on the RGB array
+    (15-bit weights 3735, 9798 for blue and red, 19235 for green, +2^14, shift). Rounding the float
+    formula instead differs by one grey level on some pixels, which this sample contains."""
+    import cv2
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    m = np.zeros((200, 300), np.float32)
+    m[:10, :10] = 1.0  # a small mask: almost every pixel turns grey
+    outside = m == 0
+    c = image.astype(np.int64)
+    for weights, (w0, w2), code in (("official", (3735, 9798), cv2.COLOR_BGR2GRAY),
+                                    ("rgb", (9798, 3735), cv2.COLOR_RGB2GRAY)):
+        expected = (c[..., 0] * w0 + c[..., 1] * 19235 + c[..., 2] * w2 + (1 << 14)) >> 15
+        np.testing.assert_array_equal(expected, cv2.cvtColor(image, code))  # what OpenCV computes
+        out = VisualPrompt(["gray"], 0.4, gray_weights=weights)(image, m)
+        np.testing.assert_array_equal(out[outside], np.repeat(expected[outside][:, None], 3, axis=1))
+        floats = np.round(0.114 * c[..., 0] + 0.587 * c[..., 1] + 0.299 * c[..., 2]) if weights == "official" \
+            else np.round(0.299 * c[..., 0] + 0.587 * c[..., 1] + 0.114 * c[..., 2])
+        assert (floats != expected).any()  # the sample does tell the two roundings apart

@@ -106,12 +106,14 @@ def project(visual, tokens: torch.Tensor) -> torch.Tensor:
     return y @ visual.proj if visual.proj is not None else y
 
 
-def encode_cls(visual, images: torch.Tensor, skip_last_block: bool) -> torch.Tensor:
+def encode_cls(visual, images: torch.Tensor, skip_last_block: bool, fp16_round: bool = False) -> torch.Tensor:
     """CLS-pooled, L2-normalised image embeddings [B, D] (the mask classifier's encoder).
 
     skip_last_block=True is the official CaR quirk: the CLS token is read after block L-1.
+    fp16_round: quirk Q3, which the official code applies to the classifier too (one wrapper for
+    both CLIPs); lossless for OpenAI's float16 checkpoints at the native grid, not for fp32 ones.
     """
-    x, _, _ = embed_tokens(visual, images)
+    x, _, _ = embed_tokens(visual, images, fp16_round)
     depth = num_blocks(visual) - (1 if skip_last_block else 0)
     x, _ = run_blocks(visual, x, range(depth))
     return F.normalize(project(visual, x[:, 0]), dim=-1)

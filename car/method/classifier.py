@@ -57,13 +57,16 @@ class MaskClassifier:
         clip: the classifier CLIP (ViT-L/14 for semantic datasets, ViT-B/16 for referring).
         templates: classifier templates with "{}" (T = 15 semantic); empty -> ["a clean origami {}."].
         skip_last_block: official quirk Q1 (CLS read after block L-1).
+        posemb_fp16_round: official quirk Q3 (positional table rounded to fp16, as in the proposals).
         batch_size: prompted images per forward pass.
     """
 
-    def __init__(self, clip: ClipModel, templates, skip_last_block: bool = True, batch_size: int = 32):
+    def __init__(self, clip: ClipModel, templates, skip_last_block: bool = True, batch_size: int = 32,
+                 posemb_fp16_round: bool = True):
         self.clip = clip
         self.templates = list(templates) or ["a clean origami {}."]
         self.skip_last_block = skip_last_block
+        self.posemb_fp16_round = posemb_fp16_round
         self.batch_size = batch_size
         self.text = TextEncoder(clip)
 
@@ -73,13 +76,18 @@ class MaskClassifier:
         out = []
         for start in range(0, len(images), self.batch_size):
             batch = torch.stack([classifier_preprocess(im, self.clip) for im in images[start : start + self.batch_size]])
-            out.append(encode_cls(self.clip.visual, batch.to(self.clip.device), self.skip_last_block).float())
+            out.append(encode_cls(self.clip.visual, batch.to(self.clip.device), self.skip_last_block,
+                                  self.posemb_fp16_round).float())
         return torch.cat(out)
 
     def __call__(self, images: list[np.ndarray], queries: list[str]) -> torch.Tensor:
         """images: K prompted images, image k made from query k's map; queries: the J >= K
         query strings competing in the softmax (J = K except under quirk Q15). -> scores [K]."""
-        return self.score(images, [[fill(t, q) for q in queries] for t in self.templates])
+        return self.score(images, self.texts(queries))
+
+    def texts(self, queries: list[str]) -> list[list[str]]:
+        """The text table texts[t][j]: template t filled verbatim with query j."""
+        return [[fill(t, q) for q in queries] for t in self.templates]
 
     def text_table(self, texts: list[list[str]]) -> torch.Tensor:
         """Embeddings of a text table texts[t][j] -> [T, J, D]."""

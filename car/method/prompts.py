@@ -23,11 +23,24 @@ def _centre_and_axes(mask: np.ndarray) -> tuple[tuple[int, int], tuple[int, int]
     return centre, axes
 
 
+# OpenCV's fixed-point BGR->grey weights: 0.114, 0.587, 0.299 scaled by 2^15 (they sum to 2^15),
+# rounded by adding 2^14 before the shift. The golden official run (OpenCV 4.14) and OpenCV 5 both
+# compute exactly this; written out so no OpenCV build can change it.
+GRAY_WEIGHTS_BGR = (3735, 19235, 9798)
+GRAY_SHIFT = 15
+
+
 def _gray(image: np.ndarray, weights: str) -> np.ndarray:
-    """Grey value per pixel. "official" applies BGR->grey weights to an RGB array (quirk Q11)."""
-    r, g, b = (image[..., i].astype(np.float64) for i in range(3))
-    y = 0.299 * b + 0.587 * g + 0.114 * r if weights == "official" else 0.299 * r + 0.587 * g + 0.114 * b
-    return np.clip(np.round(y), 0, 255).astype(np.uint8)
+    """Grey value per pixel, computed as OpenCV's fixed-point cvtColor(BGR2GRAY).
+
+    "official" (quirk Q11) converts the RGB array as if it were BGR, so red gets blue's weight;
+    "rgb" gives each channel its own weight. [H, W, 3] uint8 -> [H, W] uint8.
+    """
+    b, g, r = GRAY_WEIGHTS_BGR
+    w0, w1, w2 = (b, g, r) if weights == "official" else (r, g, b)
+    c = image.astype(np.int32)
+    y = (c[..., 0] * w0 + c[..., 1] * w1 + c[..., 2] * w2 + (1 << (GRAY_SHIFT - 1))) >> GRAY_SHIFT
+    return y.astype(np.uint8)
 
 
 class VisualPrompt:

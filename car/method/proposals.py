@@ -171,14 +171,15 @@ class ProposalGenerator:
         cams, last_attn = [], None
         for start in range(0, k, self.chunk_size):
             idx = torch.arange(start, min(start + self.chunk_size, k), device=queries.device)
-            cam, last_attn = self._cams(enc, queries, background, idx, compete)
+            cam, last_attn = self.cams(enc, queries, background, idx, compete)
             cams.append(cam)
         cams = torch.cat(cams).float()  # [K, h, w]
         with torch.autocast(cams.device.type, enabled=False):  # the refinement always runs in fp32
             s = affinity([a.float() for a in enc.trunk_attn + [last_attn]])  # [N, N]
             return self._refine(cams, s, enc)
 
-    def _cams(self, enc, queries, background, idx, compete):
+    def cams(self, enc, queries, background, idx: torch.Tensor, compete: bool):
+        """gradCAMs [n, h, w] of the queries at positions idx (with the Q7 retry), last attention."""
         n = len(idx)
         if compete:
             texts = torch.cat([queries, background]).expand(n, -1, -1)  # [n, K+B, D]

@@ -163,8 +163,14 @@ class CaR:
     def _score(self, images, queries, live, step: int) -> torch.Tensor:
         """Classifier scores [K] of the K prompted images of `step` (1-based)."""
         if self.char_filter_bug and step >= 2:
-            strings = [origami(q) for q in queries]
-            table = [[s[i] if i < len(s) else "" for i in live] for s in strings]  # [K0][K] characters
-            return self.classifier.score(images, table)
+            return self.classifier.score(images, self.classifier_table(queries, live, step))
         competing = queries if self.legacy_unfiltered_templates else [queries[i] for i in live]
         return self.classifier(images, competing)  # [K]
+
+    def classifier_table(self, queries: list[str], live: list[int], step: int) -> list[list[str]]:
+        """The classifier's text table at `step`: texts[t][j] for template t and competing query j."""
+        if self.char_filter_bug and step >= 2:  # Q35: characters of the ORIGINAL strings at live positions
+            strings = [origami(q) for q in queries]
+            return [[s[i] if i < len(s) else "" for i in live] for s in strings]  # [K0][K]
+        competing = queries if self.legacy_unfiltered_templates else [queries[i] for i in live]
+        return self.classifier.texts(competing)

@@ -28,7 +28,7 @@ class ReferenceProposalGenerator(ProposalGenerator):
         for k in range(queries.shape[0]):
             fresh = self.encode(image)  # the official code re-runs the trunk for every query
             idx = torch.tensor([k], device=queries.device)
-            cam, last_attn = self._cams(fresh, queries, background, idx, compete)
+            cam, last_attn = self.cams(fresh, queries, background, idx, compete)
             cams.append(cam)
         cams = torch.cat(cams)
         return self._refine(cams, affinity(enc.trunk_attn + [last_attn]), enc)
@@ -43,7 +43,7 @@ class ReferenceMaskClassifier(MaskClassifier):
                 text_emb = F.normalize(self.clip.model.encode_text(tokens).float(), dim=-1)  # [J, D]
                 image_emb = torch.cat([
                     encode_cls(self.clip.visual, classifier_preprocess(im, self.clip)[None].to(self.clip.device),
-                               self.skip_last_block).float()
+                               self.skip_last_block, self.posemb_fp16_round).float()
                     for im in images
                 ])  # [K, D]: one forward per mask and template (official Q4)
             summed = summed + (self.clip.logit_scale * image_emb @ text_emb.T).softmax(dim=-1)  # Σ_t P_t [K, J]
