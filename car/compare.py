@@ -28,6 +28,7 @@ from omegaconf import OmegaConf
 from car.baselines.build import PEER_METHODS
 from car.config import compose
 from car.errors import CarError
+from car.settings import validate
 
 METHODS = ("car",) + PEER_METHODS
 
@@ -99,7 +100,8 @@ def run_methods(overrides: list[str], methods: list[str], runs_dir: Path,
         run_dir = runs_dir / method
         extra = per_method(method) if per_method else []
         try:
-            metrics = evaluate(compose(["logger=none"] + overrides + [f"method={method}"] + extra, output_dir=run_dir))
+            cfg = compose(["logger=none"] + overrides + [f"method={method}"] + extra, output_dir=run_dir)
+            metrics = evaluate(validate(cfg))
         except CarError as err:
             rows.append({"method": method, "run_dir": str(run_dir), "error": str(err)})
             print(f"{method}: {err}", file=sys.stderr)
@@ -151,6 +153,10 @@ def main(argv: list[str] | None = None) -> int:
     if any(o.split("=", 1)[0].lstrip("+~") == "method" for o in args.overrides):
         parser.error("choose methods with --methods, not a method= override")
     probe = compose(args.overrides)
+    try:
+        validate(probe)  # a bad setting stops here, before any method loads a model
+    except CarError as err:
+        parser.exit(2, f"error: {err}\n")
     dataset = probe.dataset.name
     runs_dir = args.runs_dir or Path(OmegaConf.select(probe, "paths.output_root")) / "compare" / dataset / \
         time.strftime("%Y-%m-%d_%H-%M-%S")
