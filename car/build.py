@@ -17,7 +17,7 @@ from car.method.proposals import ProposalGenerator
 from car.method.recurrence import CaR
 from car.method.segmenter import QueryPass, ReferringCaR, SemanticCaR
 from car.method.text import TextEncoder
-from car.metrics import ConfusionMatrix, ReferringIoU
+from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
 from car.sam import build_sam
 
 
@@ -90,16 +90,29 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
         if not queries:
             raise CarError(f"dataset '{d.name}' defines no queries (dataset.queries is empty).")
         passes = [QueryPass(queries, list(range(1, len(queries) + 1)))]
-    background = d.get("bg_protocol") != "standard"
     return SemanticCaR(build_car(cfg, proposal_clip, classifier_clip), passes, build_crf(cfg),
-                       bg_factor=cfg.car.crf.bg_factor, background=background,
+                       bg_factor=cfg.car.crf.bg_factor, background=predicts_background(cfg),
                        oracle_queries=bool(cfg.car.get("oracle_queries", False)),
                        sam_masks=sam_masks, sam_match=sam_match)
 
 
+def predicts_background(cfg: DictConfig) -> bool:
+    """Whether the run's label maps can hold the background class: CaR keeps its CRF background
+    channel unless dataset.bg_protocol=standard; a peer queries background only when the dataset
+    scores it (bg_protocol=null, car/baselines/build.py)."""
+    protocol = cfg.dataset.get("bg_protocol")
+    if (cfg.method.name if "method" in cfg else "car") == "car":
+        return protocol != "standard"
+    return protocol is None
+
+
 def build_metric(cfg: DictConfig):
     if is_referring(cfg):
-        return ReferringIoU()
+        weighting = cfg.dataset.get("weighting", "unit")
+        if weighting not in WEIGHTINGS:
+            raise CarError(f"dataset.weighting must be {' or '.join(WEIGHTINGS)} (unit: every evaluation unit "
+                           f"counts once; sentence: weighted by its sentences), got '{weighting}'.")
+        return ReferringIoU(weighting)
     return ConfusionMatrix(cfg.dataset.num_classes, ignore_index=cfg.dataset.ignore_index)
 
 

@@ -19,12 +19,13 @@ from car.build import (
     build_trainer,
     is_referring,
     load_backbones,
+    predicts_background,
 )
 from car.data.common import list_collate
 from car.data.guard import GuardedDataset
 from car.distributed import gather_interleaved, gather_predictions, gather_sum
 from car.method.text import flush_all as flush_text_caches
-from car.metrics import segmentation_scores
+from car.metrics import protocol_name, segmentation_scores
 from car.predictor import CarPredictor
 from car.results import build_metrics, print_summary, write_outputs
 from car.sam import sam_record
@@ -36,13 +37,17 @@ log = logging.getLogger(__name__)
 
 
 def semantic_scores(cfg: DictConfig, confmat) -> dict:
-    """The configured rule, plus every (average, protocol) pair that applies, by name."""
+    """The configured rule, plus every (average, protocol) pair that applies, by name. Protocols
+    are named by `protocol_name`: "standard" becomes standard_no_bg for runs whose predictions
+    have no background class (the peers) and standard_bg_miss for CaR's background channel."""
     names = list(cfg.dataset.class_names)
-    scores = segmentation_scores(confmat, average=cfg.dataset.average, bg_protocol=cfg.dataset.bg_protocol,
-                                 class_names=names)
-    protocols = [None] if cfg.dataset.bg_protocol is None else ["car", "standard"]
+    configured = cfg.dataset.bg_protocol
+    background = predicts_background(cfg)
+    scores = segmentation_scores(confmat, average=cfg.dataset.average, bg_protocol=configured, class_names=names)
+    scores["bg_protocol"] = protocol_name(configured, background)
+    protocols = [None] if configured is None else ["car", "standard"]
     scores["all_rules"] = {
-        f"{average}/{protocol or 'with_background'}":
+        f"{average}/{protocol_name(protocol, background)}":
             segmentation_scores(confmat, average=average, bg_protocol=protocol, class_names=names)["miou"]
         for average in ("gt_present", "union_present") for protocol in protocols
     }
@@ -51,13 +56,18 @@ def semantic_scores(cfg: DictConfig, confmat) -> dict:
 
 
 def referring_summary(cfg: DictConfig, scores: dict) -> dict:
+    """Name the evaluation unit and the weighting (`scores["weighting"]`, from the metric)."""
     unit = cfg.dataset.loader.unit
     scores["unit"] = unit
-    scores["unit_note"] = (
-        "object: one CaR run per referred object over all its sentences (official CaR); its mask is "
-        "scored once per sentence, so every sentence counts once" if unit == "object" else
-        "sentence: one CaR run per sentence (standard RIS protocol); every sentence counts once"
-    )
+    run = ("object: one CaR run per referred object over all its sentences (official CaR)" if unit == "object" else
+           "sentence: one CaR run per sentence (standard RIS protocol)")
+    if unit == "sentence":
+        counted = "every sentence counts once"
+    elif scores["weighting"] == "unit":
+        counted = "every object counts once in mIoU, oIoU and precision@X (official CaR evaluation)"
+    else:
+        counted = "its mask counts once per sentence of the object (weighting=sentence)"
+    scores["unit_note"] = f"{run}; {counted}"
     return scores
 
 
@@ -66,13 +76,14 @@ def evaluate(cfg: DictConfig) -> dict:
     start = time.perf_counter()
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)
+    metric = build_metric(cfg)  # first: a bad metric setting stops the run before any loading
     dataset = GuardedDataset(build_dataset(cfg), cfg.get("on_bad_sample", "fail"))
     store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
     proposal_clip, classifier_clip = load_backbones(cfg)
     segmenter = build_segmenter(cfg, proposal_clip, classifier_clip)
     sam = getattr(segmenter, "sam_masks", None)  # SAM's automatic masks (postprocess=sam), moved with CLIP
     models = [proposal_clip.model, classifier_clip.model] + ([sam.sam] if sam is not None else [])
-    predictor = CarPredictor(segmenter, models, build_metric(cfg),
+    predictor = CarPredictor(segmenter, models, metric,
                              keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0), store=store)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)

@@ -98,9 +98,9 @@ class CarPredictor(pl.LightningModule):
         if save and self.store is not None:
             self.store.save(sample["image_id"], pred, info)
         target = torch.from_numpy(np.ascontiguousarray(sample["target"])).to(self.device)
-        # referring: the unit's prediction counts once per sentence (see car/metrics/referring.py)
-        weight = {"weight": float(len(sample["sentences"]))} if "sentences" in sample else {}
-        self.metric.update(torch.from_numpy(pred).to(self.device), target, **weight)
+        # referring: the metric weights the unit by its sentence count or not (dataset.weighting)
+        sentences = {"sentences": len(sample["sentences"])} if "sentences" in sample else {}
+        self.metric.update(torch.from_numpy(pred).to(self.device), target, **sentences)
         self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"]})
         if len(self.per_image) % 25 == 1:
             self.rss_trace.append((len(self.per_image), resident_mb()))

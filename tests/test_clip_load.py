@@ -68,6 +68,32 @@ def test_openai_torchscript_archive_loads(tmp_path, micro_clip):
     assert _params_equal(loaded.model, micro_clip.model)
 
 
+def _openai_layout_state(model):
+    """A plain state dict as OpenAI saves it: the weights plus three int64 scalars."""
+    state = dict(model.state_dict())
+    state.update(input_resolution=torch.tensor(64), context_length=torch.tensor(77), vocab_size=torch.tensor(49408))
+    return state
+
+
+def test_openai_layout_plain_state_dict_loads(tmp_path, micro_clip):
+    """A torch.save'd OpenAI-layout dict (like shared/golden/make_weights.py writes) loads."""
+    path = tmp_path / "openai-micro.pt"
+    torch.save(_openai_layout_state(micro_clip.model), path)
+    loaded = load_clip({"arch": "car-micro-vit", "pretrained": str(path)})
+    assert _params_equal(loaded.model, micro_clip.model)
+    assert "input_resolution" not in read_state_dict(path)
+
+
+def test_foreign_extra_key_is_still_refused(tmp_path, micro_clip):
+    state = _openai_layout_state(micro_clip.model)
+    state["head.extra_weight"] = torch.zeros(3)
+    state["vocab_size"] = torch.zeros(4)  # not an int scalar: stays, and is refused too
+    path = tmp_path / "foreign.pt"
+    torch.save(state, path)
+    with pytest.raises(CarError, match=r"0 missing, 2 unexpected keys"):
+        load_clip({"arch": "car-micro-vit", "pretrained": str(path)})
+
+
 def test_missing_weights_file_is_one_sentence():
     with pytest.raises(CarError, match=r"does not exist; point backbone.proposal.pretrained="):
         load_clip({"arch": "car-micro-vit", "pretrained": "/nowhere/ViT-B-16.pt"}, role="proposal")

@@ -2,6 +2,8 @@
 
 import json
 
+import torch
+
 from car import compare
 
 
@@ -51,5 +53,32 @@ def test_protocol_differences_are_listed():
                      "window: paper 224/112, ours one pass",
                      "class names: the dataset config's, not the paper's name file"]
     voc20 = compare.protocol_differences(_metrics(SCLIP_CFG, {**SCLIP_ROW, "bg_protocol": "standard"}))
-    assert voc20 == ["paper rule union_present/standard not computable on this dataset config"]
+    assert voc20 == ["paper rule union_present/standard_no_bg not computable on this dataset config"]
     assert compare.paper_rule(SCLIP_ROW) == "union_present/with_background"
+
+
+def _voc20_scores(*overrides: str) -> dict:
+    """semantic_scores of a 3-class VOC-20-style run on one matrix with foreground predicted as background."""
+    from car.config import compose
+    from car.evaluation import semantic_scores
+
+    confmat = torch.tensor([[5, 1, 0], [2, 3, 0], [1, 0, 4]])  # [K, K], rows = ground truth
+    cfg = compose(["dataset=voc20", "dataset.num_classes=3", "dataset.class_names=[bg,a,b]", *overrides])
+    return semantic_scores(cfg, confmat)
+
+
+def _rules(row_only: str) -> set[str]:
+    return {f"{average}/{protocol}" for average in ("gt_present", "union_present") for protocol in ("car", row_only)}
+
+
+def test_car_and_a_peer_name_the_row_only_rule_differently():
+    """On VOC-20 the row-only rule scores CaR's background-channel predictions (standard_bg_miss)
+    and the peers' background-free ones (standard_no_bg, the rule of their published rows)."""
+    car, peer = _voc20_scores(), _voc20_scores("method=sclip")
+    assert set(car["all_rules"]) == _rules("standard_bg_miss") and set(peer["all_rules"]) == _rules("standard_no_bg")
+    assert car["bg_protocol"] == peer["bg_protocol"] == "car"  # voc20's default dataset.bg_protocol
+    # dataset.bg_protocol=standard: no background class for either (CaR drops its CRF background channel)
+    assert _voc20_scores("dataset.bg_protocol=standard")["bg_protocol"] == "standard_no_bg"
+    assert _voc20_scores("dataset.bg_protocol=standard", "method=sclip")["bg_protocol"] == "standard_no_bg"
+    published = compare.paper_rule({"miou": 80.4, "average": "union_present", "bg_protocol": "standard"})
+    assert published == "union_present/standard_no_bg" and published not in car["all_rules"]

@@ -46,7 +46,9 @@ def test_voc20_reports_both_protocols(tmp_path):
     metrics = evaluate(cfg)
     assert metrics["bg_protocol"] == "car" and metrics["published"]["miou"] == 91.4
     assert metrics["per_class_iou"].get("background") is None
-    assert {"gt_present/car", "gt_present/standard"} <= set(metrics["all_rules"])
+    # CaR predicts background, so the row-only rule is not the peers' standard_no_bg
+    assert {"gt_present/car", "gt_present/standard_bg_miss"} <= set(metrics["all_rules"])
+    assert not any("standard_no_bg" in rule for rule in metrics["all_rules"])
 
 
 def test_missing_dataset_is_a_clear_error(tmp_path):
@@ -73,6 +75,19 @@ def test_referring_end_to_end(tmp_path, dataset, split, unit):
     assert saved["num_sentences"] >= 1 and 0 <= saved["miou"] <= 100 and 0 <= saved["oiou"] <= 100
     assert "precision@0.5" in saved and saved["published"]["miou"] > 30
     assert metrics["config"]["car"]["templates"] == []
+    assert saved["weighting"] == "unit" and saved["config"]["dataset"]["weighting"] == "unit"
+    assert ("every object counts once" if unit == "object" else "every sentence counts once") in saved["unit_note"]
+
+
+def test_referring_weighting_is_recorded_and_checked(tmp_path):
+    require_shared_data()
+    base = BASE + ["dataset=refcoco", "dataset.limit=1", "logger=none", "num_overlays=0"]
+    metrics = evaluate(compose(base + ["dataset.weighting=sentence"], output_dir=tmp_path))
+    saved = json.loads((tmp_path / "metrics.json").read_text())
+    assert saved["weighting"] == "sentence" and "once per sentence" in saved["unit_note"]
+    assert metrics["num_units"] == 1
+    with pytest.raises(CarError, match=r"^dataset.weighting must be unit or sentence .*got 'expression'\.$"):
+        evaluate(compose(base + ["dataset.weighting=expression"], output_dir=tmp_path / "bad"))
 
 
 def test_coco_object_end_to_end(tmp_path):

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from car.metrics import ConfusionMatrix, segmentation_scores
+from car.metrics import ConfusionMatrix, protocol_name, segmentation_scores
 
 IGN = 255
 
@@ -54,6 +54,25 @@ def test_scores_accept_numpy_and_default_names():
     scores = segmentation_scores(np.array(EX1_CONFMAT))
     assert list(scores["per_class_iou"]) == ["0", "1", "2"]
     assert scores["miou"] == pytest.approx((75 + 60 + 200 / 3) / 3)
+
+
+def test_confmat_reads_its_ignore_index():
+    """Pixels whose target is `ignore_index` are not counted, whatever its value (here 0)."""
+    metric = ConfusionMatrix(3, ignore_index=0)
+    # (gt, pred): (0,0) (0,1) ignored; (1,2) and (2,1) counted
+    metric.update(torch.tensor([[0, 1, 2, 1]]), torch.tensor([[0, 0, 1, 2]]))
+    assert metric.compute().tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0]]
+    with pytest.raises(ValueError, match=r"target values must be in \[0, 3\) or the ignore index 0, found \[255\]"):
+        metric.update(torch.tensor(EX1_PRED), torch.tensor(EX1_TARGET))  # 255 is not ignored here
+
+
+def test_confmat_refuses_out_of_range_targets_other_than_the_ignore_index():
+    metric = ConfusionMatrix(3)  # ignore_index=255
+    with pytest.raises(ValueError, match=r"target values .* found \[3, 7\]"):
+        metric.update(torch.tensor([[0, 1, 2, 0]]), torch.tensor([[0, 3, 7, IGN]]))
+    everything = ConfusionMatrix(3, ignore_index=None)
+    everything.update(torch.tensor([[0, 1]]), torch.tensor([[0, 2]]))
+    assert everything.compute().tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
 
 
 # --- Example 2: 4 classes; class 2 predicted but absent from GT; class 3 absent from both ------
@@ -124,6 +143,14 @@ def test_bg_protocols_differ():
     assert standard["pixel_accuracy"] == pytest.approx(60.0)  # 3 / 5
     assert standard["mean_accuracy"] == pytest.approx(100 * (2 / 3 + 1 / 2) / 2)
     assert standard["bg_protocol"] == "standard"
+
+
+def test_protocol_names_tell_the_two_standard_meanings_apart():
+    assert protocol_name(None, True) == "with_background" and protocol_name("car", True) == "car"
+    assert protocol_name("standard", predicts_background=False) == "standard_no_bg"  # peers' protocol
+    assert protocol_name("standard", predicts_background=True) == "standard_bg_miss"  # CaR's bg channel
+    with pytest.raises(ValueError, match="bg_protocol"):
+        protocol_name("voc", False)
 
 
 def test_bg_protocol_keeps_class_names_aligned():

@@ -17,19 +17,44 @@ def mask(rows, cols, shape=(4, 4)):
 
 
 def test_referring_metrics_by_hand():
-    metric = ReferringIoU()
+    metric = ReferringIoU(weighting="sentence")
     # unit 1: pred 4 px, gt 4 px, overlap 2 -> IoU 2/6; weight 2 (two sentences)
-    metric.update(mask(slice(0, 2), slice(0, 2)), mask(slice(0, 2), slice(1, 3)), weight=2)
+    metric.update(mask(slice(0, 2), slice(0, 2)), mask(slice(0, 2), slice(1, 3)), sentences=2)
     # unit 2: perfect, 8 px -> IoU 1; weight 1
-    metric.update(mask(slice(0, 2), slice(0, 4)), mask(slice(0, 2), slice(0, 4)), weight=1)
+    metric.update(mask(slice(0, 2), slice(0, 4)), mask(slice(0, 2), slice(0, 4)), sentences=1)
     # unit 3: empty prediction and empty GT -> IoU 0 (empty union), weight 1
-    metric.update(torch.zeros(4, 4, dtype=torch.int64), torch.zeros(4, 4, dtype=torch.int64), weight=1)
+    metric.update(torch.zeros(4, 4, dtype=torch.int64), torch.zeros(4, 4, dtype=torch.int64), sentences=1)
     out = metric.compute()
     assert out["miou"] == pytest.approx(100 * (2 * 2 / 6 + 1 + 0) / 4)
     # oIoU = Σ w·I / Σ w·U = (2·2 + 8) / (2·6 + 8) = 12 / 20
     assert out["oiou"] == pytest.approx(60.0)
     assert out["precision@0.5"] == pytest.approx(25.0) and out["precision@0.9"] == pytest.approx(25.0)
-    assert out["num_units"] == 3 and out["num_sentences"] == 4
+    assert out["num_units"] == 3 and out["num_sentences"] == 4 and out["weighting"] == "sentence"
+
+
+def _two_objects(weighting: str) -> dict:
+    """Object A: 3 sentences, pred 4 px vs gt 4 px overlapping 2 (IoU 1/3, I 2, U 6).
+    Object B: 1 sentence, pred 2 px inside gt 4 px (IoU 1/2, I 2, U 4)."""
+    metric = ReferringIoU(weighting=weighting)
+    metric.update(mask(slice(0, 2), slice(0, 2)), mask(slice(0, 2), slice(1, 3)), sentences=3)
+    metric.update(mask(slice(3, 4), slice(0, 2)), mask(slice(3, 4), slice(0, 4)), sentences=1)
+    return metric.compute()
+
+
+def test_unit_and_sentence_weighting_differ_by_hand():
+    per_object = _two_objects("unit")  # official CaR: every object once
+    assert per_object["miou"] == pytest.approx(100 * (1 / 3 + 1 / 2) / 2)  # 41.667
+    assert per_object["oiou"] == pytest.approx(100 * (2 + 2) / (6 + 4))  # 40.0
+    assert per_object["precision@0.5"] == pytest.approx(50.0)  # B only, 1 of 2 objects
+    per_sentence = _two_objects("sentence")  # A counts 3 times
+    assert per_sentence["miou"] == pytest.approx(100 * (3 * 1 / 3 + 1 / 2) / 4)  # 37.5
+    assert per_sentence["oiou"] == pytest.approx(100 * (3 * 2 + 2) / (3 * 6 + 4))  # 36.364
+    assert per_sentence["precision@0.5"] == pytest.approx(25.0)  # B only, 1 of 4 sentences
+    for out in (per_object, per_sentence):
+        assert out["num_units"] == 2 and out["num_sentences"] == 4
+    assert ReferringIoU().weighting == "unit"  # the default is the official rule
+    with pytest.raises(ValueError, match="weighting"):
+        ReferringIoU(weighting="expression")
 
 
 def test_referring_metric_ignores_non_binary_target_pixels():

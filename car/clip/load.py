@@ -11,6 +11,9 @@ Checkpoint formats accepted for a local file:
   * original OpenAI TorchScript archives (`ViT-B-16.pt` from openaipublic): TorchScript cannot be
     read with `weights_only`, so these go through `torch.jit.load`, which runs no Python pickle
     code; their state dict uses open_clip's key names already.
+In every format, OpenAI's three integer scalars `input_resolution`, `context_length` and
+`vocab_size` (architecture facts, not weights) are dropped, as OpenAI's own `build_model` does;
+any other key the architecture lacks is still refused.
 Offline with a missing weight, the error is one sentence naming the weight and the override that
 supplies a local file (`CarError`).
 """
@@ -90,6 +93,21 @@ def _is_torchscript_archive(path: Path) -> bool:
         return any(name.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for name in archive.namelist())
 
 
+OPENAI_SCALAR_KEYS = ("input_resolution", "context_length", "vocab_size")
+_INT_DTYPES = (torch.int64, torch.int32, torch.int16, torch.int8, torch.uint8)
+
+
+def _drop_openai_scalars(state: dict) -> dict:
+    """Remove OpenAI's int entries (e.g. input_resolution = 224); only integer scalars go."""
+
+    def is_int_scalar(value) -> bool:
+        if isinstance(value, int) and not isinstance(value, bool):
+            return True
+        return isinstance(value, torch.Tensor) and value.ndim == 0 and value.dtype in _INT_DTYPES
+
+    return {k: v for k, v in state.items() if not (k in OPENAI_SCALAR_KEYS and is_int_scalar(v))}
+
+
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file without executing pickled code; returns an open_clip state dict."""
     path = Path(path)
@@ -101,8 +119,6 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = load_file(str(path))
     elif _is_torchscript_archive(path):
         state = torch.jit.load(str(path), map_location="cpu").state_dict()
-        for key in ("input_resolution", "context_length", "vocab_size"):
-            state.pop(key, None)
     else:
         try:
             state = torch.load(path, map_location="cpu", weights_only=True)
@@ -115,7 +131,8 @@ def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
         state = state["state_dict"]
     if not isinstance(state, dict) or not state:
         raise CarError(f"CLIP checkpoint '{path}' holds no state dict.")
-    return {k.removeprefix("module."): v for k, v in state.items()}
+    state = {k.removeprefix("module."): v for k, v in state.items()}
+    return _drop_openai_scalars(state)
 
 
 def _load_weights_file(model: torch.nn.Module, path: str, arch: str) -> None:

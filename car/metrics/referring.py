@@ -1,8 +1,13 @@
 """Referring-segmentation metrics (CAR_SPEC §8): mIoU, oIoU and precision@X over evaluation units.
 
 Each evaluation unit (a referred object with all its sentences, or one sentence) has one
-predicted binary mask. Its IoU counts `weight` times; the evaluator passes the number of
-sentences of the unit, so every sentence counts once whatever the unit:
+predicted binary mask. Its IoU counts with a weight w set by the weighting rule:
+
+* ``weighting="unit"`` (default; the official CaR evaluation): w = 1, every unit counts once,
+  so with ``unit=object`` every referred object counts once whatever its number of sentences;
+* ``weighting="sentence"``: w = the unit's number of sentences, so every sentence counts once.
+
+With ``unit=sentence`` every unit has one sentence and the two rules give the same numbers.
 
     mIoU = Σ w·IoU / Σ w            (IoU = 0 when the union is empty)
     oIoU = Σ w·|P∩G| / Σ w·|P∪G|    ("cumulative" / overall IoU)
@@ -15,6 +20,7 @@ import torch
 import torchmetrics
 
 PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
+WEIGHTINGS = ("unit", "sentence")
 
 
 class ReferringIoU(torchmetrics.Metric):
@@ -22,19 +28,25 @@ class ReferringIoU(torchmetrics.Metric):
     higher_is_better = True
     full_state_update = False
 
-    def __init__(self, **kwargs) -> None:
+    def __init__(self, weighting: str = "unit", **kwargs) -> None:
         super().__init__(**kwargs)
+        if weighting not in WEIGHTINGS:
+            raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        self.weighting = weighting
         zero = torch.tensor(0.0, dtype=torch.float64)
         for name in ("iou_sum", "weight_sum", "inter_sum", "union_sum"):
             self.add_state(name, default=zero.clone(), dist_reduce_fx="sum")
         self.add_state("hits", default=torch.zeros(len(PRECISION_THRESHOLDS), dtype=torch.float64),
                        dist_reduce_fx="sum")
         self.add_state("units", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("sentences", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
 
-    def update(self, pred: torch.Tensor, target: torch.Tensor, weight: float = 1.0) -> None:
-        """pred, target: [H, W] binary masks of one unit (target values other than 0/1 are ignored)."""
+    def update(self, pred: torch.Tensor, target: torch.Tensor, sentences: int = 1) -> None:
+        """pred, target: [H, W] binary masks of one unit (target values other than 0/1 are ignored);
+        `sentences`: how many sentences the unit has."""
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
+        weight = float(sentences) if self.weighting == "sentence" else 1.0
         valid = (target == 0) | (target == 1)
         p, g = pred.bool() & valid, (target == 1)
         inter = (p & g).sum().double()
@@ -46,19 +58,22 @@ class ReferringIoU(torchmetrics.Metric):
         self.union_sum += weight * union
         self.hits += weight * (iou >= torch.tensor(PRECISION_THRESHOLDS, dtype=torch.float64, device=iou.device))
         self.units += 1
+        self.sentences += int(sentences)
 
     def compute(self) -> dict:
-        return referring_scores(self.iou_sum, self.weight_sum, self.inter_sum, self.union_sum, self.hits, self.units)
+        scores = referring_scores(self.iou_sum, self.weight_sum, self.inter_sum, self.union_sum, self.hits,
+                                  self.units, self.sentences)
+        return {**scores, "weighting": self.weighting}
 
 
-def referring_scores(iou_sum, weight_sum, inter_sum, union_sum, hits, units) -> dict:
+def referring_scores(iou_sum, weight_sum, inter_sum, union_sum, hits, units, sentences) -> dict:
     """Percent scores from the summed states."""
     w = float(weight_sum)
     out = {
         "miou": 100.0 * float(iou_sum) / w if w else 0.0,
         "oiou": 100.0 * float(inter_sum) / float(union_sum) if float(union_sum) else 0.0,
         "num_units": int(units),
-        "num_sentences": int(round(w)),
+        "num_sentences": int(sentences),
     }
     for t, h in zip(PRECISION_THRESHOLDS, hits.tolist()):
         out[f"precision@{t}"] = 100.0 * h / w if w else 0.0

@@ -16,6 +16,16 @@ Two averaging rules and two background protocols are supported because papers di
 * ``bg_protocol="standard"`` (no background query, ground-truth background ignored): row 0 is
   dropped, but foreground pixels predicted as class 0 still count as false negatives of their
   ground-truth class.
+
+``bg_protocol`` takes the config values (``dataset.bg_protocol``). What "standard" means depends
+on whether the run's predictions have a background class, so results name it by `protocol_name`:
+
+* ``standard_no_bg``: no background class is predicted (the peer methods; CaR with
+  ``dataset.bg_protocol=standard``, which drops its CRF background channel). This is the peers'
+  published VOC-20 / Context-59 protocol.
+* ``standard_bg_miss``: the predictions have a background class (CaR's CRF background channel
+  under ``bg_protocol=car``), and its foreground pixels predicted as background count as misses.
+  No paper reports this number; it shows what CaR's background costs under the row-only rule.
 """
 
 from __future__ import annotations
@@ -27,14 +37,26 @@ import torch
 import torchmetrics
 
 AVERAGE_RULES = ("gt_present", "union_present")
-BG_PROTOCOLS = (None, "car", "standard")
+BG_PROTOCOLS = (None, "car", "standard")  # config values; results use protocol_name()
+
+
+def protocol_name(bg_protocol: str | None, predicts_background: bool) -> str:
+    """The name a protocol has in metrics.json and `car.compare`: `with_background`, `car`,
+    `standard_no_bg` or `standard_bg_miss` (see the module docstring)."""
+    if bg_protocol not in BG_PROTOCOLS:
+        raise ValueError(f"bg_protocol must be one of {BG_PROTOCOLS}, got {bg_protocol!r}")
+    if bg_protocol != "standard":
+        return bg_protocol or "with_background"
+    return "standard_bg_miss" if predicts_background else "standard_no_bg"
 
 
 class ConfusionMatrix(torchmetrics.Metric):
     """Pixel confusion matrix accumulated over a dataset (rows = ground truth, cols = prediction).
 
-    Ground-truth pixels outside ``[0, num_classes)`` (e.g. ``ignore_index=255``) are ignored.
-    The state is summed across processes, so DDP evaluation gives the same matrix as one process.
+    Ground-truth pixels equal to ``ignore_index`` (255: unlabelled) are not counted; this is the
+    only place where they are dropped. Any other ground-truth value outside ``[0, num_classes)``
+    is an error, as is any prediction outside it. ``ignore_index=None`` ignores nothing. The
+    state is summed across processes, so DDP evaluation gives the same matrix as one process.
     """
 
     is_differentiable = False
@@ -43,7 +65,7 @@ class ConfusionMatrix(torchmetrics.Metric):
 
     confmat: torch.Tensor  # int64 [num_classes, num_classes]
 
-    def __init__(self, num_classes: int, ignore_index: int = 255, **kwargs) -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, **kwargs) -> None:
         super().__init__(**kwargs)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
@@ -72,8 +94,13 @@ class ConfusionMatrix(torchmetrics.Metric):
             bad = torch.unique(pred[(pred < 0) | (pred >= n)])[:10].tolist()
             raise ValueError(f"prediction values must be in [0, {n}), found {bad}")
 
-        valid = (target >= 0) & (target < n)  # [P] bool; ignore_index and other out-of-range labels drop out
-        flat_index = target[valid] * n + pred[valid]  # [V] index into the flattened [n, n] matrix
+        if self.ignore_index is not None:
+            counted = target != self.ignore_index  # [P] bool
+            target, pred = target[counted], pred[counted]  # [V]
+        if target.numel() and (target.min() < 0 or target.max() >= n):
+            bad = torch.unique(target[(target < 0) | (target >= n)])[:10].tolist()
+            raise ValueError(f"target values must be in [0, {n}) or the ignore index {self.ignore_index}, found {bad}")
+        flat_index = target * n + pred  # [V] index into the flattened [n, n] matrix
         self.confmat += torch.bincount(flat_index, minlength=n * n).reshape(n, n)
 
     def compute(self) -> torch.Tensor:
