@@ -50,7 +50,7 @@ def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipMo
                                   box_clamp=q.box_clamp, posemb_fp16_round=q.posemb_fp16_round,
                                   chunk_size=c.chunk_size)
     classifier = MaskClassifier(classifier_clip, list(c.templates), skip_last_block=q.classifier_skip_last_block,
-                                batch_size=c.classifier_batch_size)
+                                batch_size=c.classifier_batch_size, posemb_fp16_round=q.posemb_fp16_round)
     text_cache = cfg.paths.get("cache_dir")  # on-disk text embeddings, reused across runs and sweeps
     classifier.text = TextEncoder(classifier_clip, cache_dir=text_cache)
     prompt = VisualPrompt(list(c.prompts), eta=c.eta, gray_weights=q.gray_weights)
@@ -59,7 +59,7 @@ def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipMo
                max_iterations=c.max_iterations, legacy_unfiltered_templates=q.legacy_unfiltered_templates,
                compete=not referring,
                char_filter_bug=referring and not c.templates and q.refer_text_filter == "official_chars",
-               precision=c.precision)
+               precision=c.precision, zero_step=q.get("zero_step", "official"))
 
 
 def build_crf(cfg: DictConfig) -> DenseCRF | None:
