@@ -44,3 +44,26 @@ def test_scores_shape_range_and_text_cache(micro_clip):
     assert len(clf.text._cache) == 6  # nothing re-embedded
     # encoding in batches of 2 or at once gives the same embeddings
     torch.testing.assert_close(clf.encode_images(images), MaskClassifier(micro_clip, [], batch_size=8).encode_images(images))
+
+
+def test_classifier_rounds_its_positional_table_like_the_proposals(micro_clip):
+    """Q3: the official code runs the classifier through the same wrapper as the proposal CLIP,
+    so its positional table is rounded to fp16 too. On fp32 weights that changes the embedding;
+    the flag follows car.quirks.posemb_fp16_round."""
+    from car.clip.surgery import encode_cls
+    from car.config import compose
+
+    rng = np.random.default_rng(0)
+    images = [rng.integers(0, 256, (40, 56, 3), dtype=np.uint8) for _ in range(2)]
+    rounded = MaskClassifier(micro_clip, [], posemb_fp16_round=True).encode_images(images)
+    plain = MaskClassifier(micro_clip, [], posemb_fp16_round=False).encode_images(images)
+    assert micro_clip.visual.positional_embedding.dtype == torch.float32
+    assert not torch.equal(rounded, plain)
+    batch = torch.stack([classifier_preprocess(im, micro_clip) for im in images])
+    torch.testing.assert_close(rounded, encode_cls(micro_clip.visual, batch, True, fp16_round=True), rtol=0, atol=0)
+
+    from car.build import build_car
+
+    for flag in (True, False):
+        cfg = compose(["backbone=micro_random", f"car.quirks.posemb_fp16_round={str(flag).lower()}"])
+        assert build_car(cfg, micro_clip, micro_clip).classifier.posemb_fp16_round is flag
