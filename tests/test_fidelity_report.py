@@ -32,7 +32,7 @@ def test_render_marks_failures_and_worst_values():
               _check(mode="config", stage="queries", kind="equal", value=True, limit=None)]
     meta = {"date": "2026-01-01", "threads": 2, "torch": "x", "opencv": "y", "numpy": "z", "seconds": 1.0}
     text = render({"meta": meta, "checks": checks})
-    assert "**1 of 4 checks pass.**" in text
+    assert "**2 of 4 checks pass.** Failing: c1_032_default Grad-CAM; c1_032_default kept queries" in text
     assert "| Grad-CAM | max abs diff | 3.0e-05 | ≤ 2e-05 |" in text  # worst over the steps
     assert "| kept queries | identical | **no** | identical |" in text
 
