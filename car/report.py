@@ -26,10 +26,11 @@ from pathlib import Path
 
 import yaml
 
+from car.config import RESULTS_DIR
 from car.results import method_section, sam_row, uses_sam
 from car.sweep import collect_runs
 
-DEFAULT_PUBLISHED = Path(__file__).resolve().parent.parent / "results" / "published.yaml"
+DEFAULT_PUBLISHED = RESULTS_DIR / "published.yaml"  # the checkout's results/, or the installed package's copy
 DEFAULT_TOLERANCE = 1.0
 
 
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m car.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs_dir", help="a multirun directory (or one run directory)")
     parser.add_argument("--published", default=None,
-                        help=f"expected values (default {DEFAULT_PUBLISHED.relative_to(DEFAULT_PUBLISHED.parents[1])})")
+                        help=f"expected values (default {DEFAULT_PUBLISHED})")
     parser.add_argument("--tolerance", type=float, default=DEFAULT_TOLERANCE,
                         help="points allowed for rows without their own `tolerance` (default 1.0)")
     parser.add_argument("--allow-missing", action="store_true", help="runs without an expected value do not fail")

@@ -1,0 +1,31 @@
+"""The evaluation command: `car-evaluate` (installed) and `python evaluate.py` (checkout) both run
+`main` here, with Hydra overrides and `-m` multiruns, e.g. `car-evaluate dataset=voc backbone=vitb16`.
+
+The configs are found through car.config.CONFIG_DIR: the repository's conf/ in a checkout, the
+package's car/conf/ when installed from a wheel.
+"""
+
+import sys
+
+import hydra
+from omegaconf import DictConfig
+
+from car.config import CONFIG_DIR  # also registers the ${car_root:} ... resolvers
+from car.errors import CarError
+from car.settings import validate
+
+
+@hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
+def main(cfg: DictConfig) -> float:
+    try:
+        validate(cfg)  # conf values against car/settings.py's table, before anything heavy is imported
+        from car.evaluation import evaluate
+
+        return evaluate(cfg)["miou"]
+    except CarError as err:
+        print(f"error: {err}", file=sys.stderr)
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()
