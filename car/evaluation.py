@@ -24,6 +24,7 @@ from car.build import (
 from car.data.common import list_collate
 from car.data.guard import GuardedDataset
 from car.distributed import gather_interleaved, gather_predictions, gather_sum
+from car.inputs import check_inputs
 from car.method.text import flush_all as flush_text_caches
 from car.metrics import protocol_name, segmentation_scores
 from car.predictor import CarPredictor
@@ -77,6 +78,7 @@ def evaluate(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)
     metric = build_metric(cfg)  # first: a bad metric setting stops the run before any loading
+    check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, before any model loads
     dataset = GuardedDataset(build_dataset(cfg), cfg.get("on_bad_sample", "fail"))
     store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
     proposal_clip, classifier_clip = load_backbones(cfg)

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from car.comparability import comparability
 from car.errors import CarError
 
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
@@ -90,6 +91,7 @@ def sam_row(row: dict | None) -> dict | None:
 def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float, car_seconds: float,
                   per_image: list[dict]) -> dict:
     steps = [s for p in per_image for s in p["steps"]]
+    published = published_row(cfg)
     head = {
         "dataset": cfg.dataset.name,
         "task": cfg.dataset.get("task", "semantic"),
@@ -100,7 +102,8 @@ def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float
         "num_images": num_images,
     }
     tail = {
-        "published": published_row(cfg),
+        "published": published,
+        "comparison": comparability(cfg, published, skipped=(scores.get("skipped") or {}).get("count", 0)),
         "mean_steps": sum(steps) / max(len(steps), 1),
         "elapsed_s": round(elapsed, 3),
         "car_s_per_image": round(car_seconds / max(num_images, 1), 4),
@@ -125,9 +128,33 @@ def rule_name(metrics: dict) -> str:
     return f"{metrics['average']}{protocol}"
 
 
+def delta_cell(metrics: dict) -> str:
+    """Δ to the paper only where the run is comparable (car/comparability.py), else why not."""
+    paper = (metrics.get("published") or {}).get("miou")
+    if paper is None:
+        return "—"
+    comparison = metrics.get("comparison") or {"comparable": True}
+    if not comparison["comparable"]:
+        return f"not comparable ({comparison['reason']})"
+    return f"{metrics['miou'] - paper:+.2f}"
+
+
+def run_notes(metrics: dict) -> list[str]:
+    """One line each when the run resumed stored predictions or skipped samples."""
+    lines = []
+    if metrics.get("resumed_images"):
+        where = (metrics.get("predictions") or {}).get("dir", "the prediction store")
+        n = metrics["resumed_images"]
+        lines.append(f"resumed {n} image{'s' if n != 1 else ''} from {where}")
+    skipped = (metrics.get("skipped") or {}).get("count", 0)
+    if skipped:
+        lines.append(f"skipped {skipped} sample{'s' if skipped != 1 else ''} (listed in metrics.json)")
+    return lines
+
+
 def comparison_table(metrics: dict) -> str:
     paper = (metrics.get("published") or {}).get("miou")
-    delta = "—" if paper is None else f"{metrics['miou'] - paper:+.2f}"
+    delta = delta_cell(metrics)
     extra = f" oIoU {metrics['oiou']:.2f} |" if "oiou" in metrics else ""
     return "\n".join([
         f"| dataset | backbone | images | mIoU ({rule_name(metrics)}) | paper | Δ |{' oIoU |' if extra else ''}",
@@ -138,6 +165,8 @@ def comparison_table(metrics: dict) -> str:
 
 
 def print_summary(metrics: dict) -> None:
+    for line in run_notes(metrics):
+        print(line)
     if metrics.get("per_class_iou"):
         print(per_class_table(metrics))
     print(comparison_table(metrics))

@@ -165,6 +165,7 @@ RULES: tuple[Rule, ...] = (
     integer("num_overlays", "overlay PNGs written for the first N images", low=0),
     flag("save_predictions", "store per-image predictions so that a rerun in the same run dir resumes"),
     choice("on_bad_sample", "a missing or broken sample stops the run or is skipped and listed", "fail", "skip"),
+    flag("verbose", "also print the libraries' INFO lines, tips and warnings (Lightning, open_clip)"),
     choice("method.name", "segmentation method (conf/method/)", *METHODS),
     choice("postprocess.name", "refinement of CaR's final masks (conf/postprocess/)", "none", "sam"),
     # the dataset (conf/dataset/)

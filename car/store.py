@@ -18,39 +18,23 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 import car
+from car.hashing import file_sha256
 
 # Config keys that cannot change a prediction (where to write, how to log, how many at once).
 _IGNORED_DATASET_KEYS = ("limit",)
-
-
-def file_sha256(path: str | Path) -> str:
-    """Content hash of a weights file, computed once per (path, size, mtime)."""
-    st = Path(path).stat()
-    return _file_sha256(str(path), st.st_size, st.st_mtime_ns)
-
-
-@lru_cache(maxsize=16)
-def _file_sha256(path: str, size: int, mtime_ns: int) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def weights_identity(spec) -> str:
     """A string that changes whenever the weights a backbone spec loads could change."""
     pretrained = spec.get("pretrained")
     if pretrained and Path(str(pretrained)).is_file():
-        st = Path(str(pretrained)).stat()
-        return f"{spec['arch']}:sha256:{_file_sha256(str(pretrained), st.st_size, st.st_mtime_ns)}"
+        return f"{spec['arch']}:sha256:{file_sha256(pretrained)}"
     return f"{spec['arch']}:{pretrained or 'random-init'}:quick_gelu={spec.get('quick_gelu', False)}"
 
 

@@ -1,4 +1,9 @@
-"""Shared fixtures. Real data samples live in ../shared/data (never copied into the repo)."""
+"""Shared fixtures. Real data samples live in ../shared/data (never copied into the repo).
+
+`CAR_SHARED_DATA` names another folder for them; pointing it at a missing path
+(`CAR_SHARED_DATA=/nonexistent`) runs the suite as on a fresh clone: every test that needs the
+samples skips with `SHARED_DATA_REASON`, everything else builds its own fixtures.
+"""
 
 from __future__ import annotations
 
@@ -12,8 +17,9 @@ from PIL import Image
 os.environ.setdefault("HF_HUB_OFFLINE", "1")  # never wait on the network in tests
 
 REPO = Path(__file__).resolve().parents[1]
-SHARED_DATA = REPO.parent / "shared" / "data"
+SHARED_DATA = Path(os.environ.get("CAR_SHARED_DATA") or REPO.parent / "shared" / "data")
 VOC_ROOT = SHARED_DATA / "VOCdevkit" / "VOC2012"
+SHARED_DATA_REASON = f"real data samples not found at {SHARED_DATA} (set CAR_SHARED_DATA)"
 
 
 def load_script(path: Path, name: str):
@@ -26,10 +32,20 @@ def load_script(path: Path, name: str):
     return module
 
 
-def require_shared_data() -> Path:
-    if not VOC_ROOT.is_dir():
-        pytest.skip(f"real data samples not found at {SHARED_DATA}")
+def has_shared_data(part: str = "VOCdevkit/VOC2012") -> bool:
+    return (SHARED_DATA / part).exists()
+
+
+def require_shared_data(part: str = "VOCdevkit/VOC2012") -> Path:
+    """Skip the calling test unless the samples (`part` of them) are there; returns SHARED_DATA."""
+    if not has_shared_data(part):
+        pytest.skip(SHARED_DATA_REASON)
     return SHARED_DATA
+
+
+def needs_shared_data(part: str = "VOCdevkit/VOC2012"):
+    """Mark for tests (or modules: `pytestmark = needs_shared_data()`) that read the real samples."""
+    return pytest.mark.skipif(not has_shared_data(part), reason=SHARED_DATA_REASON)
 
 
 @pytest.fixture(scope="session")

@@ -6,14 +6,12 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
+from tests.conftest import REPO, SHARED_DATA, needs_shared_data  # noqa: F401  (REPO re-exported)
 
-REPO = Path(__file__).resolve().parents[1]
-SAMPLE = REPO.parent / "shared" / "data" / "refcoco"
+SAMPLE = SHARED_DATA / "refcoco"
 REFS = {"refcoco": "refcoco/refs(unc).p", "refcoco+": "refcoco+/refs(unc).p", "refcocog": "refcocog/refs(umd).p"}
 
-needs_sample = pytest.mark.skipif(not (SAMPLE / "refcoco" / "instances.json").is_file(),
-                                  reason=f"refcoco sample absent: {SAMPLE}")
+needs_sample = needs_shared_data("refcoco/refcoco/instances.json")
 
 
 def tmp_root(tmp_path: Path, dataset: str = "refcoco") -> Path:

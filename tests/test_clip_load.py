@@ -124,7 +124,7 @@ def test_malicious_pickle_checkpoint_does_not_run(tmp_path):
 def test_offline_pretrained_tag_is_a_clear_error(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HOME", str(tmp_path))  # an empty cache
-    with pytest.raises(CarError, match=r"not in the local cache .* backbone.classifier.pretrained="):
+    with pytest.raises(CarError, match=r"not in the local cache.* backbone.classifier.pretrained="):
         load_clip({"arch": "ViT-B-16", "pretrained": "openai", "quick_gelu": True}, role="classifier")
 
 

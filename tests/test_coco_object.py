@@ -19,14 +19,14 @@ from PIL import Image
 
 from car.data.coco_object import COCOObject
 from car.errors import CarError
-from tests.conftest import load_script
+from tests.conftest import SHARED_DATA, load_script, needs_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "coco_object" / "prepare.py"
-SAMPLE = REPO.parent / "shared" / "data" / "coco"
+SAMPLE = SHARED_DATA / "coco"
 IDS = ["000000039769", "000000142238", "000000439180"]
 
-needs_sample = pytest.mark.skipif(not (SAMPLE / "images" / "val2017").is_dir(), reason=f"COCO sample absent: {SAMPLE}")
+needs_sample = needs_shared_data("coco/images/val2017")
 
 
 def _load():
@@ -68,7 +68,7 @@ def converted_tree(raw_tree):
 def test_thing_ids_are_the_80_coco_categories_in_order():
     categories = json.loads((SAMPLE / "annotations" / "instances_val2017.json").read_text())["categories"]
     assert list(prepare.COCO_THING_IDS) == [c["id"] for c in categories]
-    names = (REPO.parent / "shared" / "data" / "class_names" / "car" / "coco_object.txt").read_text().splitlines()
+    names = (SHARED_DATA / "class_names" / "car" / "coco_object.txt").read_text().splitlines()
     assert len([n for n in names if n.strip()]) == 80
 
 

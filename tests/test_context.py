@@ -1,13 +1,12 @@
 """Pascal Context: loader (car.data.context) and conversion script (datasets/context/prepare.py).
 
 There is no Context sample in shared data: the mapping is tested on hand-made 459-class masks, the
-conversion on a fake Detail API object, and the loader on a small tree built in tmp_path from a real
-VOC JPEG plus synthetic label PNGs.
+conversion on a fake Detail API object, and the loader on a small tree built in tmp_path from
+synthetic JPEGs (VOC's 500 x 375) plus synthetic label PNGs, so nothing here needs the shared data.
 """
 
 from __future__ import annotations
 
-import shutil
 import sys
 import types
 from pathlib import Path
@@ -18,15 +17,12 @@ from PIL import Image
 
 from car.data.context import PascalContext
 from car.errors import CarError
-from tests.conftest import load_script
+from tests.conftest import SHARED_DATA, load_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "context" / "prepare.py"
-SHARED = REPO.parent / "shared" / "data"
-VOC_JPEG = SHARED / "VOCdevkit" / "VOC2012" / "JPEGImages" / "2007_000033.jpg"
-CONTEXT_NAMES = SHARED / "class_names" / "car" / "context.txt"
-
-needs_jpeg = pytest.mark.skipif(not VOC_JPEG.is_file(), reason=f"shared VOC sample absent: {VOC_JPEG}")
+CONTEXT_NAMES = SHARED_DATA / "class_names" / "car" / "context.txt"
+IMAGE_SIZE = (500, 375)  # (W, H) of a typical VOC JPEG
 
 # mmsegmentation's _mapping before np.sort (tools/dataset_converters/pascal_context.py)
 MMSEG_UNSORTED = [
@@ -102,8 +98,13 @@ class FakeDetail:
 
 
 def _voc_size():
-    with Image.open(VOC_JPEG) as im:
-        return im.size  # (W, H)
+    return IMAGE_SIZE
+
+
+def _write_jpeg(path: Path, seed: int = 0) -> None:
+    w, h = IMAGE_SIZE
+    pixels = np.random.default_rng(seed).integers(0, 256, (h, w, 3), dtype=np.uint8)
+    Image.fromarray(pixels).save(path, quality=90)
 
 
 def _masks(stems, w, h):
@@ -135,15 +136,14 @@ def test_convert_split_error_is_one_sentence(tmp_path):
 
 @pytest.fixture
 def voc2010(tmp_path):
-    """VOCdevkit/VOC2010 with 3 JPEGs (copies of one real VOC image), no Context labels yet."""
+    """VOCdevkit/VOC2010 with 3 synthetic JPEGs, no Context labels yet."""
     root = tmp_path / "VOCdevkit" / "VOC2010"
     (root / "JPEGImages").mkdir(parents=True)
-    for stem in ("2008_000002", "2008_000003", "2008_000007"):
-        shutil.copy(VOC_JPEG, root / "JPEGImages" / f"{stem}.jpg")
+    for seed, stem in enumerate(("2008_000002", "2008_000003", "2008_000007")):
+        _write_jpeg(root / "JPEGImages" / f"{stem}.jpg", seed)
     return root
 
 
-@needs_jpeg
 def test_main_converts_with_detail_api_then_verifies(voc2010, tmp_path, capsys, monkeypatch):
     w, h = _voc_size()
     phases = {"train": ["2008_000003"], "val": ["2008_000007", "2008_000002"]}
@@ -218,7 +218,6 @@ def _write_labels(root: Path, stems, value=None, mode="L"):
     (split_dir / "train.txt").write_text("2008_000003\n")
 
 
-@needs_jpeg
 def test_verify_flags_255_as_foreign_encoding(voc2010, capsys):
     _write_labels(voc2010, ["2008_000002"], value=255)
     code, _, err = run_main(["--root", voc2010, "--verify-only", "--allow-subset"], capsys)
@@ -233,7 +232,6 @@ def test_verify_missing_root(tmp_path, capsys):
 # ------------------------------------------------------------------------------------------ loader
 
 
-@needs_jpeg
 @pytest.mark.parametrize("mode", ["L", "P"])
 def test_loader_reads_small_tree(voc2010, mode):
     _write_labels(voc2010, ["2008_000002", "2008_000007"], mode=mode)
@@ -252,7 +250,6 @@ def test_loader_missing_root(tmp_path):
         PascalContext(tmp_path / "VOC2010")
 
 
-@needs_jpeg
 def test_loader_missing_label_dir_and_file(voc2010):
     with pytest.raises(CarError, match="no SegmentationClassContext folder"):
         PascalContext(voc2010)
@@ -262,14 +259,12 @@ def test_loader_missing_label_dir_and_file(voc2010):
         PascalContext(voc2010)
 
 
-@needs_jpeg
 def test_loader_missing_split_file(voc2010):
     (voc2010 / "SegmentationClassContext").mkdir()
     with pytest.raises(CarError, match=r"val.txt does not exist.*datasets/context/README.md"):
         PascalContext(voc2010)
 
 
-@needs_jpeg
 def test_loader_label_value_out_of_range(voc2010):
     _write_labels(voc2010, ["2008_000002"], value=60)
     with pytest.raises(CarError, match="values 60 outside the 60 classes"):

@@ -25,7 +25,7 @@ from car.baselines.text import (
 )
 from car.errors import CarError
 from car.method.text import TextEncoder
-from tests.conftest import SHARED_DATA
+from tests.conftest import require_shared_data
 
 # --- PAMR ---------------------------------------------------------------------------------------------
 
@@ -125,9 +125,7 @@ def test_fallback_to_dataset_names_with_background_words(tmp_path):
 
 
 def test_the_peers_real_name_files():
-    root = SHARED_DATA / "class_names"
-    if not root.is_dir():
-        pytest.skip("../shared/data/class_names not found")
+    root = require_shared_data("class_names") / "class_names"
     voc_names = ["background"] + [f"c{i}" for i in range(20)]
     sclip = class_queries("voc", voc_names, str(root / "sclip_naclip"), [], True)
     assert sclip.query_class.count(0) == 26 and sclip.queries[0] == "sky"  # background = 26 stuff words

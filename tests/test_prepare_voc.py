@@ -17,14 +17,13 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import load_script
+from tests.conftest import SHARED_DATA, load_script, needs_shared_data
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "voc" / "prepare.py"
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 SAMPLE_VOC = SHARED_DATA / "VOCdevkit" / "VOC2012"
 
-needs_sample = pytest.mark.skipif(not SAMPLE_VOC.is_dir(), reason=f"sample VOC tree absent: {SAMPLE_VOC}")
+needs_sample = needs_shared_data()
 
 
 def _load():

@@ -297,3 +297,19 @@ def test_text_cache_dir_in_config():
 
     cfg = compose([])
     assert cfg.paths.cache_dir == f"{cfg.paths.output_root}/cache"
+
+
+def test_store_and_sam_share_one_hashing_module_without_an_import_cycle():
+    """car.store and car.sam.generator both hash weights files with car.hashing; each imports
+    cleanly on its own in a fresh interpreter (no cycle between them)."""
+    import subprocess
+    import sys
+
+    for module in ("car.sam.generator", "car.store", "car.hashing"):
+        done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
+        assert done.returncode == 0, done.stderr
+    import car.hashing
+    import car.sam.generator
+    import car.store
+
+    assert car.store.file_sha256 is car.hashing.file_sha256 is car.sam.generator.file_sha256

@@ -15,12 +15,9 @@ from car.data.common import check_same_size, list_collate, read_label, read_rgb,
 from car.data.voc import VOCSegmentation
 from car.errors import CarError
 
-DATA_ROOT = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-VOC_ROOT = DATA_ROOT / "VOCdevkit" / "VOC2012"
+from tests.conftest import VOC_ROOT, needs_shared_data
 
-needs_voc = pytest.mark.skipif(
-    not (VOC_ROOT / "JPEGImages").is_dir(), reason=f"VOC sample data not found at {VOC_ROOT}"
-)
+needs_voc = needs_shared_data("VOCdevkit/VOC2012/JPEGImages")
 
 # Foreground classes of each val image (every label also has 0 = background and 255 = ignore).
 VAL_CLASSES = {

@@ -21,8 +21,6 @@ supplies a local file (`CarError`).
 from __future__ import annotations
 
 import logging
-import os
-import socket
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,12 +29,12 @@ import open_clip
 import torch
 
 from car.clip.stems import apply_stem
+from car.clip.weights import describe_missing, is_file_spec, locate, why_missing
 from car.errors import CarError
 
 log = logging.getLogger(__name__)
 
 MODEL_CONFIG_DIR = Path(__file__).parent / "model_configs"
-CHECKPOINT_SUFFIXES = (".pt", ".pth", ".bin", ".safetensors", ".ckpt")
 _registered = False
 
 
@@ -74,16 +72,30 @@ def register_model_configs() -> None:
         _registered = True
 
 
-def _is_file_spec(pretrained: str) -> bool:
-    return pretrained.endswith(CHECKPOINT_SUFFIXES) or os.sep in pretrained or Path(pretrained).exists()
+_is_file_spec = is_file_spec
 
 
-def _network_reachable(host: str = "huggingface.co", port: int = 443, timeout: float = 2.0) -> bool:
+class _NoRandomInitNotice(logging.Filter):
+    """Drops open_clip's "No pretrained weights loaded ... initialized randomly": every model is
+    created empty here and then gets its weights from us (or is random with our own warning)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not str(record.msg).startswith("No pretrained weights loaded for model")
+
+
+def _create_model(arch: str, quick_gelu: bool, **kwargs) -> torch.nn.Module:
+    """open_clip's model without weights (open_clip logs through the root logger)."""
+    notice = _NoRandomInitNotice()
+    logging.getLogger().addFilter(notice)
     try:
-        socket.create_connection((host, port), timeout=timeout).close()
-        return True
-    except OSError:
-        return False
+        return open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu, **kwargs)
+    finally:
+        logging.getLogger().removeFilter(notice)
+
+
+def _preprocess_of(tag_cfg: dict) -> dict:
+    """The image normalisation open_clip would set for a pretrained tag (mean, std, ...)."""
+    return {k: tag_cfg[k] for k in ("mean", "std", "interpolation", "resize_mode") if tag_cfg.get(k) is not None}
 
 
 def _is_torchscript_archive(path: Path) -> bool:
@@ -157,6 +169,28 @@ def _load_weights_file(model: torch.nn.Module, path: str, arch: str) -> None:
         )
 
 
+def _load_tag(spec, arch: str, tag: str, quick_gelu: bool, role: str) -> torch.nn.Module:
+    """An open_clip tag: from its file in the local cache (no network call at all), else downloaded
+    by open_clip when the host answers, else one sentence naming the override for a local file."""
+    weights = locate(spec, role)
+    if weights.kind == "cached":
+        model = _create_model(arch, quick_gelu, force_preprocess_cfg=_preprocess_of(weights.tag_cfg))
+        apply_stem(model, arch)
+        _load_weights_file(model, str(weights.path), arch)
+        return model
+    if weights.kind == "missing":
+        raise CarError(f"CLIP weights {describe_missing(weights, [role])} ({why_missing(weights)}); supply a local "
+                       f"file with backbone.{role}.pretrained=/path/to/{arch}.pt (an OpenAI or open_clip checkpoint).")
+    try:
+        return open_clip.create_model(arch, pretrained=tag, force_quick_gelu=quick_gelu)
+    except Exception as err:
+        raise CarError(
+            f"Pretrained CLIP weights '{tag}' for {arch} are not in the local cache and their download failed "
+            f"({type(err).__name__}); retry, or pass backbone.{role}.pretrained=/path/to/{arch}.pt "
+            f"(an OpenAI or open_clip checkpoint)."
+        ) from None
+
+
 def load_clip(spec, device: str | torch.device = "cpu", role: str = "backbone") -> ClipModel:
     """Build the model named by `spec` (a mapping with arch/pretrained/quick_gelu) on `device`.
 
@@ -171,7 +205,7 @@ def load_clip(spec, device: str | torch.device = "cpu", role: str = "backbone") 
         raise CarError(f"Unknown CLIP architecture '{arch}' for backbone.{role}.arch; see open_clip.list_models().")
 
     if pretrained is None:
-        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+        model = _create_model(arch, quick_gelu)
         log.warning(
             "\n%s\n!! backbone.%s: %s is RANDOMLY INITIALISED (pretrained=null). Its masks and\n"
             "!! scores are meaningless; use this only for tests and timing.\n%s",
@@ -184,23 +218,11 @@ def load_clip(spec, device: str | torch.device = "cpu", role: str = "backbone") 
                 f"CLIP weights file '{pretrained}' for backbone.{role} ({arch}) does not exist; "
                 f"point backbone.{role}.pretrained=/path/to/weights.pt at an existing checkpoint."
             )
-        model = open_clip.create_model(arch, pretrained=None, force_quick_gelu=quick_gelu)
+        model = _create_model(arch, quick_gelu)
         apply_stem(model, arch)
         _load_weights_file(model, pretrained, arch)
     else:
-        tags = open_clip.list_pretrained_tags_by_model(arch)
-        if pretrained not in tags:
-            raise CarError(f"open_clip has no pretrained tag '{pretrained}' for {arch} (known: {tags}).")
-        if not os.environ.get("HF_HUB_OFFLINE") and not _network_reachable():
-            os.environ["HF_HUB_OFFLINE"] = "1"  # fail fast instead of ~46 s of retries
-        try:
-            model = open_clip.create_model(arch, pretrained=pretrained, force_quick_gelu=quick_gelu)
-        except Exception as err:
-            raise CarError(
-                f"Pretrained CLIP weights '{pretrained}' for {arch} are not in the local cache and "
-                f"cannot be downloaded here ({type(err).__name__}); download them once with internet "
-                f"or pass backbone.{role}.pretrained=/path/to/{arch}.pt (an OpenAI or open_clip checkpoint)."
-            ) from None
+        model = _load_tag(spec, arch, pretrained, quick_gelu, role)
 
     model = model.to(device).eval().requires_grad_(False)
     visual = model.visual

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 
 from car.errors import CarError
-from car.store import file_sha256
+from car.hashing import file_sha256
 
 log = logging.getLogger(__name__)
 
