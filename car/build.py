@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import hydra
 import pytorch_lightning as pl
 import torch
@@ -18,6 +20,7 @@ from car.method.recurrence import CaR
 from car.method.segmenter import QueryPass, ReferringCaR, SemanticCaR
 from car.method.text import TextEncoder
 from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
+from car.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
 from car.sam import build_sam
 
 
@@ -28,6 +31,8 @@ def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
         raise CarError(f"dataset.loader._target_ must name a loader in car.data, got '{target}'.")
     kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
     loader_cls = hydra.utils.get_class(kwargs.pop("_target_"))
+    if "on_missing" in inspect.signature(loader_cls).parameters:  # loaders that list their files up front
+        kwargs.setdefault("on_missing", cfg.get("on_bad_sample", "fail"))
     return loader_cls(**kwargs)  # called directly so that CarError reaches the user unwrapped
 
 
@@ -71,6 +76,13 @@ def build_crf(cfg: DictConfig) -> DenseCRF | None:
                     bilateral_compat=k.bilateral_compat, image_mode=k.image)
 
 
+def build_budget(cfg: DictConfig, patch_size: int) -> PixelBudget:
+    """car.max_pixels / car.resize_large: the largest image CaR runs on at its own size, for a
+    proposal CLIP with `patch_size`-px patches (car/pixel_budget.py)."""
+    return PixelBudget(int(cfg.car.get("max_pixels", DEFAULT_MAX_PIXELS)), bool(cfg.car.get("resize_large", True)),
+                       patch_size)
+
+
 def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel):
     """Semantic: queries and label ids from the dataset config (`queries` for ids 1..K, or
     `passes`). Referring: queries are each sample's sentences."""
@@ -81,7 +93,8 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
     if is_referring(cfg):
         return ReferringCaR(build_car(cfg, proposal_clip, classifier_clip), build_crf(cfg),
                             bg_factor=cfg.car.crf.bg_factor, crf_onehot_fixed=cfg.car.quirks.crf_onehot_fixed,
-                            sam_masks=sam_masks, sam_match=sam_match)
+                            sam_masks=sam_masks, sam_match=sam_match,
+                            budget=build_budget(cfg, proposal_clip.patch_size))
     if d.get("passes"):
         passes = [QueryPass(list(p.queries), list(p.label_ids), p.get("background_words"), p.get("prompts"))
                   for p in d.passes]
@@ -93,7 +106,7 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
     return SemanticCaR(build_car(cfg, proposal_clip, classifier_clip), passes, build_crf(cfg),
                        bg_factor=cfg.car.crf.bg_factor, background=predicts_background(cfg),
                        oracle_queries=bool(cfg.car.get("oracle_queries", False)),
-                       sam_masks=sam_masks, sam_match=sam_match)
+                       sam_masks=sam_masks, sam_match=sam_match, budget=build_budget(cfg, proposal_clip.patch_size))
 
 
 def predicts_background(cfg: DictConfig) -> bool:

@@ -83,6 +83,8 @@ def evaluate(cfg: DictConfig) -> dict:
     store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
     proposal_clip, classifier_clip = load_backbones(cfg)
     segmenter = build_segmenter(cfg, proposal_clip, classifier_clip)
+    budget = getattr(segmenter, "budget", None)  # CaR's car.max_pixels (the peers size their own input)
+    dataset.check = budget.check_sample if budget else None  # resize_large=false: too big is a bad sample
     sam = getattr(segmenter, "sam_masks", None)  # SAM's automatic masks (postprocess=sam), moved with CLIP
     models = [proposal_clip.model, classifier_clip.model] + ([sam.sam] if sam is not None else [])
     predictor = CarPredictor(segmenter, models, metric,
@@ -103,6 +105,9 @@ def evaluate(cfg: DictConfig) -> dict:
         class_names = list(cfg.dataset.class_names)
     skipped = gather_interleaved(predictor.skipped)
     scores["skipped"] = {"count": len(skipped), "on_bad_sample": cfg.get("on_bad_sample", "fail"), "samples": skipped}
+    resized = [{k: p[k] for k in ("image_id", "resized_from", "resized_to")} for p in per_image if "resized_from" in p]
+    scores["resized"] = {"count": len(resized), "max_pixels": budget.max_pixels if budget else None,
+                         "pixel_limit": budget.limit if budget else None, "images": resized}
     scores["resumed_images"] = int(gather_sum(predictor.resumed))
     scores["postprocess"] = {"name": cfg.postprocess.get("name", "none") if "postprocess" in cfg else "none",
                              "sam": sam_record(cfg, sam)}

@@ -101,7 +101,8 @@ class CarPredictor(pl.LightningModule):
         # referring: the metric weights the unit by its sentence count or not (dataset.weighting)
         sentences = {"sentences": len(sample["sentences"])} if "sentences" in sample else {}
         self.metric.update(torch.from_numpy(pred).to(self.device), target, **sentences)
-        self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"]})
+        resized = {k: info[k] for k in ("resized_from", "resized_to") if k in info}  # above car.max_pixels
+        self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"], **resized})
         if len(self.per_image) % 25 == 1:
             self.rss_trace.append((len(self.per_image), resident_mb()))
         if len(self.examples) < self.keep_examples:

@@ -133,6 +133,8 @@ RULES: tuple[Rule, ...] = (
     choice("car.precision", "autocast of both CLIPs", *PRECISIONS),
     integer("car.chunk_size", "queries per batched gradCAM pass (memory only)"),
     integer("car.classifier_batch_size", "prompted images per classifier forward (memory only)"),
+    integer("car.max_pixels", "pixel budget: larger images run shrunk (aspect kept) and are scored at full size"),
+    flag("car.resize_large", "shrink images above car.max_pixels; false: such an image is an error (or a skip)"),
     Rule("car.background_words", "strings", "background words competing in the gradCAM softmax"),
     Rule("car.templates", "templates", "classifier text templates; [] = the single origami template"),
     flag("car.crf.enabled", "refine the final masks with a dense CRF"),

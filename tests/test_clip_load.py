@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 import subprocess
 import sys
 
@@ -145,3 +146,81 @@ def test_evaluate_offline_openai_exits_with_one_sentence(tmp_path):
     assert len(err_lines) == 1, proc.stderr
     assert "openai" in err_lines[0] and "backbone.proposal.pretrained=" in err_lines[0]
     assert "Traceback" not in proc.stderr
+
+
+def _torchscript_lookalike(path):
+    """A zip whose names look like a TorchScript archive (code/, constants.pkl) but is not one."""
+    import zipfile
+
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("ViT-B-16/code/__torch__/model.py", "def forward(self): pass\n")
+        archive.writestr("ViT-B-16/constants.pkl", b"not a pickle")
+        archive.writestr("ViT-B-16/data.pkl", b"not a pickle")
+
+
+def _bad_checkpoints(tmp_path, micro_clip):
+    """name -> (path, what its one sentence must say). Each is a file that cannot be CLIP weights."""
+    good = tmp_path / "good.pt"
+    torch.save(micro_clip.model.state_dict(), good)
+    data = good.read_bytes()
+    cases = {}
+    path = tmp_path / "ViT-B-16.pt"
+    _torchscript_lookalike(path)
+    cases["torchscript_lookalike"] = (path, r"looks like a TorchScript archive .* torch\.jit\.load cannot read it")
+    path = tmp_path / "pickle.safetensors"
+    path.write_bytes(pickle.dumps({"visual.proj": [1.0]}))
+    cases["pickle_as_safetensors"] = (path, r"is named \.safetensors but holds a PyTorch pickle \(pickle stream\)")
+    path = tmp_path / "torch_zip.safetensors"
+    path.write_bytes(data)
+    cases["torch_zip_as_safetensors"] = (path, r"is named \.safetensors but holds a PyTorch pickle \(zip archive\)")
+    path = tmp_path / "truncated.pt"
+    path.write_bytes(data[: len(data) // 2])
+    cases["truncated_pt"] = (path, r"is a truncated or corrupt zip archive .*; fetch it again\.$")
+    path = tmp_path / "truncated.safetensors"
+    from safetensors.torch import save_file
+
+    save_file({k: v.contiguous() for k, v in micro_clip.model.state_dict().items()}, str(path))
+    path.write_bytes(path.read_bytes()[:100])
+    cases["truncated_safetensors"] = (path, r"is not a readable safetensors file .*truncated or corrupt")
+    path = tmp_path / "empty.pt"
+    path.write_bytes(b"")
+    cases["empty"] = (path, r"is an empty file \(0 bytes\)")
+    path = tmp_path / "weights_dir.pt"
+    path.mkdir()
+    cases["directory"] = (path, r"is a directory, not a checkpoint file")
+    path = tmp_path / "training.pt"
+    torch.save({**micro_clip.model.state_dict(), "epoch": 3}, path)  # a training checkpoint's extras
+    cases["non_tensor_entry"] = (path, r"has 1 non-tensor entry \(e\.g\. 'epoch'\)")
+    return cases
+
+
+BAD_CHECKPOINTS = ["torchscript_lookalike", "pickle_as_safetensors", "torch_zip_as_safetensors", "truncated_pt",
+                   "truncated_safetensors", "empty", "directory", "non_tensor_entry"]
+
+
+@pytest.mark.parametrize("name", BAD_CHECKPOINTS)
+def test_broken_or_disguised_checkpoint_is_one_sentence(tmp_path, micro_clip, name):
+    path, expected = _bad_checkpoints(tmp_path, micro_clip)[name]
+    for load in (lambda: read_state_dict(path), lambda: load_clip({"arch": "car-micro-vit", "pretrained": str(path)},
+                                                                   role="proposal")):
+        with pytest.raises(CarError) as info:
+            load()
+        message = str(info.value)
+        assert "\n" not in message and message.endswith(".") and str(path) in message
+        assert re.search(expected, message), message
+
+
+def test_evaluate_with_a_disguised_checkpoint_exits_2_with_one_line(tmp_path):
+    path = tmp_path / "ViT-B-16.pt"
+    _torchscript_lookalike(path)
+    env = dict(os.environ, HF_HUB_OFFLINE="1")
+    proc = subprocess.run(
+        [sys.executable, "evaluate.py", "backbone=tiny", f"backbone.proposal.pretrained={path}",
+         f"hydra.run.dir={tmp_path / 'run'}", "logger=none"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "Traceback" not in proc.stdout + proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: CLIP checkpoint") and str(path) in lines[0], proc.stderr
+    assert "TorchScript" in lines[0]

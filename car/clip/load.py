@@ -15,12 +15,15 @@ In every format, OpenAI's three integer scalars `input_resolution`, `context_len
 `vocab_size` (architecture facts, not weights) are dropped, as OpenAI's own `build_model` does;
 any other key the architecture lacks is still refused.
 Offline with a missing weight, the error is one sentence naming the weight and the override that
-supplies a local file (`CarError`).
+supplies a local file (`CarError`). So is a file that cannot be a checkpoint: a directory, an empty
+or truncated file, a zip dressed as a TorchScript archive, a pickle named `.safetensors`, a
+checkpoint whose entries are not all tensors (e.g. a training checkpoint with optimizer state).
 """
 
 from __future__ import annotations
 
 import logging
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -99,10 +102,66 @@ def _preprocess_of(tag_cfg: dict) -> dict:
 
 
 def _is_torchscript_archive(path: Path) -> bool:
-    if not zipfile.is_zipfile(path):
+    """A zip holding `<root>/code/...` or `<root>/constants.pkl` (only a guess: torch.jit.load decides)."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as archive:
+            return any(name.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for name in archive.namelist())
+    except (zipfile.BadZipFile, OSError):  # a damaged zip: torch.load reports it
         return False
-    with zipfile.ZipFile(path) as archive:
-        return any(name.split("/", 1)[-1].startswith(("code/", "constants.pkl")) for name in archive.namelist())
+
+
+def _reason(err: Exception) -> str:
+    """The exception as a short clause for a one-sentence message (first line, no final period)."""
+    text = str(err).strip().splitlines()[0] if str(err).strip() else ""
+    text = text.split("  (Could this error message be improved", 1)[0].split(". ", 1)[0].rstrip(". ")
+    return f"{type(err).__name__}: {text[:150]}" if text else type(err).__name__
+
+
+def _head(path: Path, size: int = 8) -> bytes:
+    with open(path, "rb") as f:
+        return f.read(size)
+
+
+def _read_safetensors(path: Path) -> dict:
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(str(path))
+    except Exception as err:  # SafetensorError on a bad header, OSError, ...
+        head = _head(path)
+        if head.startswith(b"PK") or head[:1] == b"\x80":  # torch.save's zip or a bare pickle
+            raise CarError(f"CLIP checkpoint '{path}' is named .safetensors but holds a PyTorch pickle "
+                           f"({'zip archive' if head.startswith(b'PK') else 'pickle stream'}); rename it to .pt "
+                           f"so that it is read as one.") from None
+        raise CarError(f"CLIP checkpoint '{path}' is not a readable safetensors file ({_reason(err)}): it is "
+                       f"truncated or corrupt, fetch it again.") from None
+
+
+def _read_torchscript(path: Path) -> dict:
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", FutureWarning)  # torch.jit.load is deprecated (still the only reader)
+            return torch.jit.load(str(path), map_location="cpu").state_dict()
+    except Exception as err:  # RuntimeError from the archive reader
+        raise CarError(f"CLIP checkpoint '{path}' looks like a TorchScript archive (it holds code/ or "
+                       f"constants.pkl) but torch.jit.load cannot read it ({_reason(err)}): it is truncated, "
+                       f"corrupt or not TorchScript, fetch the original file again.") from None
+
+
+def _read_pickle(path: Path) -> dict:
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # pickle.UnpicklingError, RuntimeError on corrupt zips, EOFError, ...
+        if "weights only" in str(err).lower() or "weights_only" in str(err):
+            raise CarError(
+                f"CLIP checkpoint '{path}' is not a plain tensor state dict loadable with "
+                f"weights_only=True ({type(err).__name__}); re-save it as a state dict."
+            ) from None
+        what = "a truncated or corrupt zip archive" if _head(path).startswith(b"PK") else \
+            "truncated, corrupt or not a PyTorch checkpoint"
+        raise CarError(f"CLIP checkpoint '{path}' is {what} ({_reason(err)}); fetch it again.") from None
 
 
 OPENAI_SCALAR_KEYS = ("input_resolution", "context_length", "vocab_size")
@@ -123,34 +182,36 @@ def _drop_openai_scalars(state: dict) -> dict:
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
     """Read a checkpoint file without executing pickled code; returns an open_clip state dict."""
     path = Path(path)
+    if path.is_dir():
+        raise CarError(f"CLIP checkpoint '{path}' is a directory, not a checkpoint file; name the weights file in it.")
     if not path.is_file():
         raise CarError(f"CLIP checkpoint file '{path}' does not exist.")
+    if path.stat().st_size == 0:
+        raise CarError(f"CLIP checkpoint '{path}' is an empty file (0 bytes): its download or copy did not finish, "
+                       f"fetch it again.")
     if path.suffix == ".safetensors":
-        from safetensors.torch import load_file
-
-        state = load_file(str(path))
+        state = _read_safetensors(path)
     elif _is_torchscript_archive(path):
-        state = torch.jit.load(str(path), map_location="cpu").state_dict()
+        state = _read_torchscript(path)
     else:
-        try:
-            state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # pickle.UnpicklingError, RuntimeError on corrupt zips, ...
-            raise CarError(
-                f"CLIP checkpoint '{path}' is not a plain tensor state dict loadable with "
-                f"weights_only=True ({type(err).__name__}); re-save it as a state dict."
-            ) from None
+        state = _read_pickle(path)
     if isinstance(state, dict) and "state_dict" in state:
         state = state["state_dict"]
     if not isinstance(state, dict) or not state:
         raise CarError(f"CLIP checkpoint '{path}' holds no state dict.")
-    state = {k.removeprefix("module."): v for k, v in state.items()}
-    return _drop_openai_scalars(state)
+    state = _drop_openai_scalars({str(k).removeprefix("module."): v for k, v in state.items()})
+    odd = [k for k, v in state.items() if not isinstance(v, torch.Tensor)]
+    if odd:
+        raise CarError(f"CLIP checkpoint '{path}' has {len(odd)} non-tensor entr{'y' if len(odd) == 1 else 'ies'} "
+                       f"(e.g. '{odd[0]}'), so it is not a model state dict; save the model's state_dict() alone.")
+    return state
 
 
 def _load_weights_file(model: torch.nn.Module, path: str, arch: str) -> None:
     state = read_state_dict(path)
     state = {k: v.float() if v.is_floating_point() else v for k, v in state.items()}
-    if "logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim:
+    if ("logit_scale" in state and state["logit_scale"].ndim != model.logit_scale.ndim
+            and state["logit_scale"].numel() == model.logit_scale.numel()):
         state["logit_scale"] = state["logit_scale"].reshape(model.logit_scale.shape)
     try:
         result = model.load_state_dict(state, strict=False)
@@ -213,6 +274,11 @@ def load_clip(spec, device: str | torch.device = "cpu", role: str = "backbone") 
         )
         apply_stem(model, arch)
     elif _is_file_spec(pretrained):
+        if Path(pretrained).is_dir():
+            raise CarError(
+                f"CLIP weights '{pretrained}' for backbone.{role} ({arch}) is a directory, not a checkpoint file; "
+                f"point backbone.{role}.pretrained at the .pt, .pth, .bin or .safetensors file in it."
+            )
         if not Path(pretrained).is_file():
             raise CarError(
                 f"CLIP weights file '{pretrained}' for backbone.{role} ({arch}) does not exist; "

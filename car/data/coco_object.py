@@ -17,7 +17,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from car.data.common import check_same_size, read_label, read_rgb
+from car.data.common import check_listed_files, check_same_size, read_label, read_rgb
 from car.errors import CarError
 
 README = "datasets/coco_object/README.md"
@@ -32,11 +32,14 @@ class COCOObject(Dataset):
         split: image folder name under ``images/`` and ``annotations/`` ("val2017").
         num_classes: number of label classes including background (81).
         limit: keep only the first ``limit`` sorted ids (None = all).
+        on_missing: "fail" (an image without its label stops the run, one sentence) or "skip" (its
+            sample raises CarError when read: a counted skip under on_bad_sample=skip).
     """
 
     ignore_index = 255
 
-    def __init__(self, root: str | Path, split: str = "val2017", num_classes: int = 81, limit: int | None = None):
+    def __init__(self, root: str | Path, split: str = "val2017", num_classes: int = 81, limit: int | None = None,
+                 on_missing: str = "fail"):
         self.root = Path(root).expanduser()
         self.split = split
         self.num_classes = num_classes
@@ -60,7 +63,7 @@ class COCOObject(Dataset):
         if not ids:
             raise CarError(f"COCO-Object image folder {self.image_dir} holds no .jpg files: re-extract val2017.zip (see {README}).")
         self.ids: list[str] = ids[:limit] if limit is not None else ids
-        self._check_labels_exist()
+        self._check_labels_exist(on_missing)
 
     def _image_path(self, image_id: str) -> Path:
         return self.image_dir / f"{image_id}.jpg"
@@ -68,14 +71,14 @@ class COCOObject(Dataset):
     def _label_path(self, image_id: str) -> Path:
         return self.label_dir / f"{image_id}{LABEL_SUFFIX}"
 
-    def _check_labels_exist(self) -> None:
-        """Fail before evaluation starts if any image has no converted label (cheap stat calls)."""
+    def _check_labels_exist(self, on_missing: str = "fail") -> None:
+        """Before evaluation starts: an image without its converted label stops the run (fail) or
+        is left to be skipped (skip), see `check_listed_files`."""
         missing = [self._label_path(i) for i in self.ids if not self._label_path(i).is_file()]
-        if missing:
-            raise CarError(
-                f"{len(missing)} of {len(self.ids)} COCO-Object label file(s) are missing, e.g. {missing[0]}: "
-                f"run datasets/coco_object/prepare.py to convert the COCO-Stuff maps (see {README})."
-            )
+        sentence = (f"{len(missing)} of {len(self.ids)} COCO-Object label file(s) are missing, e.g. "
+                    f"{missing[0] if missing else None}: run datasets/coco_object/prepare.py to convert the "
+                    f"COCO-Stuff maps (see {README}).")
+        check_listed_files(missing, len(missing), len(self.ids), on_missing, sentence)
 
     def __len__(self) -> int:
         return len(self.ids)

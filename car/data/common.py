@@ -9,12 +9,16 @@ All problems caused by the data on disk raise ``CarError`` with one sentence nam
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from car.errors import CarError
+
+log = logging.getLogger(__name__)
+ON_MISSING = ("fail", "skip")  # a loader's on_missing: the run's on_bad_sample (car/data/guard.py)
 
 # Single-channel modes whose pixel values are class indices. Palette ('P') PNGs are read as
 # indices directly; they must never be converted to RGB.
@@ -76,6 +80,24 @@ def check_same_size(image: np.ndarray, target: np.ndarray, image_id: str) -> Non
             f"label {target.shape[0]}x{target.shape[1]}): the label file does not belong to this image, "
             f"re-extract the dataset."
         )
+
+
+def check_listed_files(missing: list[Path], samples_missing: int, total: int, on_missing: str, sentence: str) -> None:
+    """A loader's up-front check of the files its split lists (cheap stat calls, before any model loads).
+
+    missing: the listed files not on disk; samples_missing: how many of the `total` samples they
+    belong to; sentence: the one-sentence error naming the count, the first file and the fix.
+    fail: raise it. skip: keep the samples; each raises its own "does not exist" CarError when
+    read, which the data guard counts and lists. A split with no sample left stops either way.
+    """
+    if on_missing not in ON_MISSING:
+        raise CarError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}.")
+    if not missing:
+        return
+    if on_missing == "fail" or samples_missing >= total:
+        raise CarError(sentence)
+    log.warning("%d of %d samples have missing files (e.g. %s); on_bad_sample=skip: they will be skipped and listed",
+                samples_missing, total, missing[0])
 
 
 def list_collate(batch: list[dict]) -> list[dict]:

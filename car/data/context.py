@@ -26,6 +26,7 @@ class PascalContext(VOCSegmentation):
         split: name of a file in ``ImageSets/SegmentationContext`` ("val" or "train").
         num_classes: number of label classes including background (60).
         limit: keep only the first ``limit`` ids of the split (None = all).
+        on_missing: "fail" or "skip", as for VOC.
     """
 
     label_dir = "SegmentationClassContext"
@@ -38,5 +39,6 @@ class PascalContext(VOCSegmentation):
     files_missing = ("{n} file(s) listed in the Pascal Context {split} split are missing, e.g. {first}: re-extract "
                      "VOCtrainval_03-May-2010.tar and re-run datasets/context/prepare.py (see {readme}).")
 
-    def __init__(self, root: str | Path, split: str = "val", num_classes: int = 60, limit: int | None = None):
-        super().__init__(root, split, num_classes, limit)
+    def __init__(self, root: str | Path, split: str = "val", num_classes: int = 60, limit: int | None = None,
+                 on_missing: str = "fail"):
+        super().__init__(root, split, num_classes, limit, on_missing)

@@ -44,7 +44,7 @@ from pathlib import Path
 import numpy as np
 from torch.utils.data import Dataset
 
-from car.data.common import read_rgb
+from car.data.common import ON_MISSING, check_listed_files, read_rgb
 from car.data.safe_pickle import safe_load
 from car.errors import CarError
 
@@ -129,6 +129,8 @@ class RefCOCO(Dataset):
         unit: "object" (official CaR: one item per referred object) or "sentence" (one per expression).
         gt_overlap: "official" (sum of polygons == 1) or "union" (sum >= 1).
         limit: keep only the first ``limit`` items (None = all).
+        on_missing: "fail" (a needed image missing on disk stops the run, one sentence) or "skip"
+            (its items raise CarError when read: counted skips under on_bad_sample=skip).
     """
 
     def __init__(
@@ -140,6 +142,7 @@ class RefCOCO(Dataset):
         unit: str = "object",
         gt_overlap: str = "official",
         limit: int | None = None,
+        on_missing: str = "fail",
     ):
         self.root = Path(root).expanduser()
         self.dataset, self.split_by, self.split = dataset, split_by, split
@@ -152,6 +155,8 @@ class RefCOCO(Dataset):
             raise CarError(f"unit must be one of {', '.join(UNITS)}, got {unit!r}.")
         if gt_overlap not in GT_OVERLAP:
             raise CarError(f"gt_overlap must be one of {', '.join(GT_OVERLAP)}, got {gt_overlap!r}.")
+        if on_missing not in ON_MISSING:
+            raise CarError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}.")
         if limit is not None and (isinstance(limit, bool) or not isinstance(limit, int) or limit < 1):
             raise CarError(f"limit must be a positive integer or None, got {limit!r}: fix the dataset limit setting.")
         self.unit, self.gt_overlap = unit, gt_overlap
@@ -178,7 +183,7 @@ class RefCOCO(Dataset):
             )
         if limit is not None:
             self.items = self.items[:limit]
-        self._check_images_exist()
+        self._check_images_exist(on_missing)
 
     # ------------------------------------------------------------------ index building
 
@@ -231,15 +236,17 @@ class RefCOCO(Dataset):
     def _image_path(self, coco_image_id: int) -> Path:
         return self.image_dir / self.images[coco_image_id]["file_name"]
 
-    def _check_images_exist(self) -> None:
-        """Fail before evaluation starts if any needed image is missing (cheap stat calls)."""
+    def _check_images_exist(self, on_missing: str = "fail") -> None:
+        """Before evaluation starts: a needed image missing stops the run (fail) or its items are
+        left to be skipped (skip), see `check_listed_files`."""
         needed = sorted({it["coco_image_id"] for it in self.items})
-        missing = [p for p in (self._image_path(i) for i in needed) if not p.is_file()]
-        if missing:
-            raise CarError(
-                f"{len(missing)} image(s) of {self.dataset} {self.split} are missing, e.g. {missing[0]}: "
-                f"extract COCO train2014.zip into {self.image_dir} (see {README})."
-            )
+        absent = {i for i in needed if not self._image_path(i).is_file()}
+        missing = [self._image_path(i) for i in sorted(absent)]
+        sentence = (f"{len(missing)} image(s) of {self.dataset} {self.split} are missing, e.g. "
+                    f"{missing[0] if missing else None}: extract COCO train2014.zip into {self.image_dir} "
+                    f"(see {README}).")
+        items_missing = sum(it["coco_image_id"] in absent for it in self.items)
+        check_listed_files(missing, items_missing, len(self.items), on_missing, sentence)
 
     # ------------------------------------------------------------------ access
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from torch.utils.data import Dataset
 
-from car.data.common import check_same_size, read_label, read_rgb, read_split_file
+from car.data.common import check_listed_files, check_same_size, read_label, read_rgb, read_split_file
 from car.errors import CarError
 
 class VOCSegmentation(Dataset):
@@ -24,6 +24,8 @@ class VOCSegmentation(Dataset):
         split: name of a file in ``ImageSets/Segmentation`` (e.g. "val", "train", "trainval").
         num_classes: number of label classes including background (21 for VOC).
         limit: keep only the first ``limit`` ids of the split (None = all).
+        on_missing: "fail" (a listed file missing on disk stops the run, one sentence) or "skip"
+            (its sample raises CarError when read: a counted skip under on_bad_sample=skip).
 
     Datasets in the same VOC folder layout (Pascal Context) subclass this and change the class
     attributes below: folder names and the sentences that say how to fix a missing piece.
@@ -40,7 +42,8 @@ class VOCSegmentation(Dataset):
     files_missing = ("{n} file(s) listed in the {split} split are missing, e.g. {first}: "
                      "re-extract VOCtrainval_11-May-2012.tar (see {readme}).")
 
-    def __init__(self, root: str | Path, split: str = "val", num_classes: int = 21, limit: int | None = None):
+    def __init__(self, root: str | Path, split: str = "val", num_classes: int = 21, limit: int | None = None,
+                 on_missing: str = "fail"):
         self.root = Path(root).expanduser()
         self.split = split
         self.num_classes = num_classes
@@ -53,7 +56,7 @@ class VOCSegmentation(Dataset):
 
         ids = read_split_file(self.root / "ImageSets" / self.split_dir / f"{split}.txt", readme=self.readme)
         self.ids: list[str] = ids[:limit] if limit is not None else ids
-        self._check_files_exist()
+        self._check_files_exist(on_missing)
 
     def _image_path(self, image_id: str) -> Path:
         return self.root / "JPEGImages" / f"{image_id}.jpg"
@@ -61,12 +64,15 @@ class VOCSegmentation(Dataset):
     def _label_path(self, image_id: str) -> Path:
         return self.root / self.label_dir / f"{image_id}.png"
 
-    def _check_files_exist(self) -> None:
-        """Fail before evaluation starts if any listed image or label is missing (cheap stat calls)."""
-        missing = [p for i in self.ids for p in (self._image_path(i), self._label_path(i)) if not p.is_file()]
-        if missing:
-            raise CarError(self.files_missing.format(n=len(missing), split=self.split, first=missing[0],
-                                                     readme=self.readme))
+    def _check_files_exist(self, on_missing: str = "fail") -> None:
+        """Before evaluation starts: a listed image or label missing stops the run (fail) or is left
+        to be skipped (skip), see `check_listed_files`."""
+        missing = {i: [p for p in (self._image_path(i), self._label_path(i)) if not p.is_file()] for i in self.ids}
+        missing = {i: paths for i, paths in missing.items() if paths}
+        files = [p for paths in missing.values() for p in paths]
+        sentence = self.files_missing.format(n=len(files), split=self.split, first=files[0] if files else None,
+                                             readme=self.readme)
+        check_listed_files(files, len(missing), len(self.ids), on_missing, sentence)
 
     def __len__(self) -> int:
         return len(self.ids)

@@ -19,6 +19,7 @@ from car.method.postprocess import (
 )
 from car.method.recurrence import CaR
 from car.method.text import clean_referring_expression
+from car.pixel_budget import PixelBudget
 
 
 @dataclass
@@ -40,11 +41,15 @@ class SemanticCaR:
     present in its ground truth (it measures how well the proposals localise given the classes).
     CaR + SAM: `sam_masks(image)` gives SAM's automatic masks (model side, next to CLIP) and
     `sam_match(masks, sam_masks)` swaps matching final masks for them (CPU side, after the CRF).
+    `budget` (car.max_pixels): CaR runs on a copy shrunk within it and the label map comes back
+    at the image's own size (car/pixel_budget.py).
     """
 
     def __init__(self, car: CaR, passes: list[QueryPass], crf: DenseCRF | None, bg_factor: float = 1.0,
-                 background: bool = True, oracle_queries: bool = False, sam_masks=None, sam_match=None):
+                 background: bool = True, oracle_queries: bool = False, sam_masks=None, sam_match=None,
+                 budget: PixelBudget | None = None):
         self.car = car
+        self.budget = budget or PixelBudget()
         self.sam_masks = sam_masks  # SamMaskGenerator | None: image -> [N, H, W] bool
         self.sam_match = sam_match  # SamMatcher | None: ([K, H, W], [N, H, W]) -> [K, H, W]
         self.oracle_queries = oracle_queries
@@ -60,9 +65,9 @@ class SemanticCaR:
 
     def propose(self, sample: dict) -> tuple[dict, dict]:
         """The model part (GPU when there is one): {"passes": per pass (maps [K, H, W], scores [K],
-        label ids), "sam": SAM's masks [N, H, W] or None}."""
-        image = sample["image"]
-        passes, info = [], {"steps": [], "kept": []}
+        label ids), "sam": SAM's masks [N, H, W] or None}; H, W within the pixel budget."""
+        image = self.budget.fit(sample["image"], sample.get("image_id"))  # [H, W, 3], H*W <= max_pixels
+        passes, info = [], {"steps": [], "kept": [], **self.budget.record(sample["image"])}
         for qp in self.passes:
             queries, label_ids = qp.queries, qp.label_ids
             if self.oracle_queries:
@@ -80,18 +85,22 @@ class SemanticCaR:
         return {"passes": passes, "sam": sam}, info
 
     def finish(self, image: np.ndarray, proposals: dict) -> np.ndarray:
-        """The CPU part (dense CRF, SAM matching, painting); picklable, so it can run in a worker."""
-        label_map = np.zeros(image.shape[:2], dtype=np.int64)
+        """The CPU part (dense CRF, SAM matching, painting); picklable, so it can run in a worker.
+        image: the full-size [H0, W0, 3]; the label map is painted at the size CaR ran at, then
+        brought back to [H0, W0] (nearest)."""
+        small = self.budget.fit(image)  # the copy propose ran on, [H, W, 3]
+        label_map = np.zeros(small.shape[:2], dtype=np.int64)
         for maps, scores, ids in proposals["passes"]:
-            masks = semantic_masks(image, maps, self.crf, self.bg_factor, self.background)  # [K, H, W]
+            masks = semantic_masks(small, maps, self.crf, self.bg_factor, self.background)  # [K, H, W]
             if self.sam_match is not None and proposals["sam"] is not None:
                 masks = self.sam_match(masks, proposals["sam"])  # §7.5, then painted as §7.3
-            label_map = paint_label_map(masks, scores, ids, image.shape[:2], base=label_map)
-        return label_map
+            label_map = paint_label_map(masks, scores, ids, small.shape[:2], base=label_map)
+        return self.budget.restore(label_map, image.shape[:2])  # [H0, W0]
 
     def cpu_part(self) -> SemanticCaR:
         """A copy without the CLIP and SAM models, cheap to send to a worker process."""
-        return SemanticCaR(None, [], self.crf, self.bg_factor, self.background, sam_match=self.sam_match)
+        return SemanticCaR(None, [], self.crf, self.bg_factor, self.background, sam_match=self.sam_match,
+                           budget=self.budget)
 
 
 class ReferringCaR:
@@ -102,11 +111,14 @@ class ReferringCaR:
     the image, the union of the surviving masks.
     crf_onehot_fixed=False reproduces quirk Q19: an expression whose CRF mask is empty is dropped
     and the later masks shift onto the earlier expressions' scores.
+    `budget`: as in SemanticCaR (the mask comes back at the image's own size).
     """
 
     def __init__(self, car: CaR, crf: DenseCRF | None, bg_factor: float = 1.0, vote_threshold: float = 0.5,
-                 min_area: float = 0.05, crf_onehot_fixed: bool = True, sam_masks=None, sam_match=None):
+                 min_area: float = 0.05, crf_onehot_fixed: bool = True, sam_masks=None, sam_match=None,
+                 budget: PixelBudget | None = None):
         self.car = car
+        self.budget = budget or PixelBudget()
         self.sam_masks = sam_masks  # as in SemanticCaR: each expression's CRF mask is matched before the vote
         self.sam_match = sam_match
         self.crf = crf
@@ -121,13 +133,17 @@ class ReferringCaR:
 
     def propose(self, sample: dict):
         sentences = [clean_referring_expression(s) for s in sample["sentences"]]
-        result = self.car(sample["image"], sentences)
+        image = self.budget.fit(sample["image"], sample.get("image_id"))  # [H, W, 3], H*W <= max_pixels
+        result = self.car(image, sentences)
         ids = sample.get("sentence_ids", list(range(len(sentences))))
-        sam = self.sam_masks(sample["image"]) if self.sam_masks is not None else None
+        sam = self.sam_masks(image) if self.sam_masks is not None else None
         proposals = {"maps": result.maps, "scores": result.scores, "sam": sam}
-        return proposals, {"steps": [result.steps], "kept": [[ids[i] for i in result.live]]}
+        info = {"steps": [result.steps], "kept": [[ids[i] for i in result.live]], **self.budget.record(sample["image"])}
+        return proposals, info
 
     def finish(self, image: np.ndarray, proposals: dict) -> np.ndarray:
+        """image: the full-size [H0, W0, 3] -> int64 mask [H0, W0] (made at CaR's size, then nearest)."""
+        full_size, image = image.shape[:2], self.budget.fit(image)  # the copy propose ran on, [H, W, 3]
         maps, scores = proposals["maps"], proposals["scores"]
         masks = [binary_mask(image, m, self.crf, self.bg_factor) for m in maps]  # K x [H, W] bool
         if not self.crf_onehot_fixed:
@@ -136,11 +152,11 @@ class ReferringCaR:
         if self.sam_match is not None and proposals["sam"] is not None and masks:
             masks = list(self.sam_match(np.stack(masks), proposals["sam"]))
         mask = merge_expression_masks(masks, scores[: len(masks)], self.vote_threshold, self.min_area, image.shape[:2])
-        return mask.astype(np.int64)
+        return self.budget.restore(mask.astype(np.int64), full_size)  # [H0, W0]
 
     def cpu_part(self) -> ReferringCaR:
         return ReferringCaR(None, self.crf, self.bg_factor, self.vote_threshold, self.min_area, self.crf_onehot_fixed,
-                            sam_match=self.sam_match)
+                            sam_match=self.sam_match, budget=self.budget)
 
 
 def merge_expression_masks(masks: list[np.ndarray], scores: np.ndarray, vote_threshold: float, min_area: float,
