@@ -63,9 +63,11 @@ class SemanticCaR:
         proposals, info = self.propose(sample)
         return self.finish(sample["image"], proposals), info
 
-    def propose(self, sample: dict) -> tuple[dict, dict]:
+    def propose(self, sample: dict, keep_results: bool = False) -> tuple[dict, dict]:
         """The model part (GPU when there is one): {"passes": per pass (maps [K, H, W], scores [K],
-        label ids), "sam": SAM's masks [N, H, W] or None}; H, W within the pixel budget."""
+        label ids), "sam": SAM's masks [N, H, W] or None}; H, W within the pixel budget.
+        keep_results=True adds info["results"]: each pass's CarResult (final scores, per-step trace;
+        not JSON, for callers such as car.api)."""
         image = self.budget.fit(sample["image"], sample.get("image_id"))  # [H, W, 3], H*W <= max_pixels
         passes, info = [], {"steps": [], "kept": [], **self.budget.record(sample["image"])}
         for qp in self.passes:
@@ -81,6 +83,8 @@ class SemanticCaR:
             passes.append((result.maps, result.scores, ids))
             info["steps"].append(result.steps)
             info["kept"].append(ids)
+            if keep_results:
+                info.setdefault("results", []).append(result)
         sam = self.sam_masks(image) if self.sam_masks is not None else None
         return {"passes": passes, "sam": sam}, info
 

@@ -1,0 +1,202 @@
+"""`car-segment`: CaR on your own images, from the command line.
+
+    car-segment photo.jpg more/ "shots/*.png" --texts "Batman,Superman" --out seg/
+    car-segment img.jpg --texts "cat,dog" --profile voc --backbone vitb16 --theta 0.5 --post none --out seg/
+
+For every image it writes into --out: <name>_overlay.png (the masks in distinct colours over the
+image, each phrase written on its region), <name>_labels.png (a palette PNG whose pixel values are
+the label ids: 0 background, k the k-th phrase), <name>_masks.npz (`masks` [K, H, W] bool, `texts`,
+`scores`) and <name>.json (per-phrase scores, the recurrence trace, the settings, timings). Label
+map and masks are at the image's own size, whatever car.max_pixels shrank CaR's copy to.
+
+IMAGE may be a file, a folder (its images, not recursive) or a glob ("photos/**/*.jpg"). The
+profile, backbone and every car.* setting come from the same configs as evaluate.py
+(car/api.py builds the segmenter with car.build). Bad inputs stop with one sentence and exit 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+from car.api import DEFAULT_PROFILE, CarSegmenter, Segmentation, backbones, clean_phrases, profiles
+from car.errors import CarError
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
+OVERLAY_MAX_PIXELS = 4_000_000  # the overlay PNG of a larger photo is drawn on a shrunk copy (masks stay full size)
+POST_CHOICES = ("crf", "sam", "none")
+
+
+def post_overrides(post: str | None) -> list[str]:
+    """--post: crf = the dense CRF (the paper's CaR), sam = CRF then SAM's masks (CaR + SAM), none = raw."""
+    if post is None:
+        return []
+    if post not in POST_CHOICES:
+        raise CarError(f"--post must be one of {', '.join(POST_CHOICES)}, got '{post}'.")
+    return {"crf": ["car.crf.enabled=true", "postprocess=none"], "sam": ["car.crf.enabled=true", "postprocess=sam"],
+            "none": ["car.crf.enabled=false", "postprocess=none"]}[post]
+
+
+def setting_overrides(theta=None, eta=None, lam=None, post=None, max_pixels=None) -> list[str]:
+    """The command's and the demo's named settings as Hydra overrides (same keys as evaluate.py)."""
+    out = [f"car.{key}={value}" for key, value in (("theta", theta), ("eta", eta), ("lambda", lam),
+                                                   ("max_pixels", max_pixels)) if value is not None]
+    return out + post_overrides(post)
+
+
+def expand_images(specs: list[str]) -> list[Path]:
+    """Files, folders (their images) and globs -> image paths, in order, without repeats."""
+    found: list[Path] = []
+    for spec in specs:
+        path = Path(spec).expanduser()
+        if any(ch in spec for ch in "*?["):
+            matches = sorted(Path(p) for p in glob.glob(str(path), recursive=True))
+            files = [p for p in matches if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES]
+            if not files:
+                raise CarError(f"No image matches '{spec}' (looked for {', '.join(IMAGE_SUFFIXES)} files).")
+        elif path.is_dir():
+            files = sorted(p for p in path.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+            if not files:
+                raise CarError(f"Folder '{spec}' holds no image ({', '.join(IMAGE_SUFFIXES)} files).")
+        elif path.is_file():
+            files = [path]
+        else:
+            raise CarError(f"Image '{spec}' does not exist.")
+        found += files
+    return list(dict.fromkeys(found))
+
+
+def check_readable(paths: list[Path]) -> None:
+    """Open every image's header before any model loads, so a bad file fails within a second."""
+    from PIL import Image, UnidentifiedImageError
+
+    for path in paths:
+        try:
+            with Image.open(path) as img:
+                img.size  # noqa: B018 (the header is parsed on open)
+        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise CarError(f"Cannot read '{path}' as an image ({why}).") from None
+
+
+def output_stems(paths: list[Path]) -> list[str]:
+    """One output name per image: the file's stem, made unique with -2, -3 ... across folders."""
+    seen: dict[str, int] = {}
+    stems = []
+    for path in paths:
+        stem = path.stem
+        seen[stem] = seen.get(stem, 0) + 1
+        stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
+    return stems
+
+
+def overlay_image(result: Segmentation, max_pixels: int = OVERLAY_MAX_PIXELS) -> np.ndarray:
+    """[h, w, 3] uint8: the masks painted over the image with each phrase's name on its region; a
+    small image is enlarged (nearest) and a very large one shrunk so that the names stay readable."""
+    from PIL import Image
+
+    from car.viz import enlarge, overlay_labels, palette_for, upscale_factor
+
+    names = ["background"] + list(result.texts)
+    image, labels = result.image, result.label_map
+    h, w = labels.shape
+    if h * w > max_pixels:
+        scale = (max_pixels / (h * w)) ** 0.5
+        size = (max(1, int(w * scale)), max(1, int(h * scale)))
+        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR, reducing_gap=3.0))
+        rows = np.minimum(((np.arange(size[1]) + 0.5) * h / size[1]).astype(np.int64), h - 1)
+        cols = np.minimum(((np.arange(size[0]) + 0.5) * w / size[0]).astype(np.int64), w - 1)
+        labels = labels[rows[:, None], cols[None, :]]
+    else:
+        k = upscale_factor(h, w)
+        image, labels = enlarge(image, k), enlarge(labels, k)
+    return overlay_labels(image, labels, names, palette_for(names))
+
+
+def save_segmentation(result: Segmentation, out_dir: Path, stem: str, record: dict,
+                      overlay_max_pixels: int = OVERLAY_MAX_PIXELS) -> dict:
+    """Write the four files of one image; returns {kind: path} (also stored in the JSON). The overlay
+    of an image above `overlay_max_pixels` is drawn shrunk; labels and masks are full size."""
+    from PIL import Image
+
+    from car.viz import label_png, palette_for
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    files = {"overlay": out_dir / f"{stem}_overlay.png", "labels": out_dir / f"{stem}_labels.png",
+             "masks": out_dir / f"{stem}_masks.npz", "json": out_dir / f"{stem}.json"}
+    Image.fromarray(overlay_image(result, overlay_max_pixels)).save(files["overlay"])
+    label_png(result.label_map.astype(np.uint8), palette_for(["background"] + list(result.texts))).save(files["labels"])
+    scores = np.array([np.nan if s is None else s for s in result.scores], dtype=np.float32)
+    np.savez_compressed(files["masks"], masks=result.masks, texts=np.array(result.texts), scores=scores)
+    payload = {**record, **result.to_json(), "files": {k: str(v) for k, v in files.items()}}
+    payload["timings"] = {**payload["timings"], "write": round(time.perf_counter() - start, 4)}
+    files["json"].write_text(json.dumps(payload, indent=2) + "\n")
+    return {k: str(v) for k, v in files.items()}
+
+
+def phrases_from(texts: list[str] | None, text: list[str] | None) -> list[str]:
+    """--texts "a,b,c" (comma-separated, repeatable) and --text "one phrase, commas kept" (repeatable)."""
+    phrases = [p for group in texts or [] for p in group.split(",")] + list(text or [])
+    try:
+        return clean_phrases(phrases)
+    except CarError:
+        raise CarError('No phrase given: pass the phrases to find, e.g. --texts "cat,dog".') from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="car-segment", description=__doc__.split("\n\n")[0],
+                                     epilog="Profiles: " + ", ".join(profiles()) + ". Backbones: "
+                                     + ", ".join(backbones()) + ".")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
+    parser.add_argument("--texts", action="append", metavar="A,B,...", help="comma-separated phrases (repeatable)")
+    parser.add_argument("--text", action="append", metavar="PHRASE",
+                        help="one phrase, commas kept (CaR reads 'person,people' as synonyms); repeatable")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--profile", default=DEFAULT_PROFILE,
+                        help=f"dataset profile for thresholds, prompts, background words (default {DEFAULT_PROFILE})")
+    parser.add_argument("--backbone", help="conf/backbone name (default: the profile's)")
+    parser.add_argument("--weights", help="CLIP weights for both CLIPs: a local checkpoint file or an open_clip tag")
+    parser.add_argument("--theta", type=float, help="θ: a phrase survives a step if its score is above θ")
+    parser.add_argument("--eta", type=float, help="η: binarises a proposal map for its visual prompt")
+    parser.add_argument("--lam", type=float, help="λ: box threshold of the attention-affinity refinement")
+    parser.add_argument("--post", choices=POST_CHOICES, help="crf (default of the profiles), sam (needs SAM weights) "
+                        "or none")
+    parser.add_argument("--max-pixels", type=int, help="pixel budget: larger images run on a shrunk copy")
+    parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
+                        help="any other override of the configs, e.g. car.prompts=[circle,blur] (repeatable)")
+    parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        phrases = phrases_from(args.texts, args.text)
+        paths = expand_images(args.images)
+        check_readable(paths)
+        overrides = setting_overrides(args.theta, args.eta, args.lam, args.post, args.max_pixels) + list(args.set)
+        seg = CarSegmenter.from_profile(args.profile, args.backbone, overrides, args.weights, args.device)
+        from tqdm import tqdm
+
+        out_dir = Path(args.out)
+        settings = seg.settings()
+        for path, stem in zip(tqdm(paths, unit="image", desc="car-segment"), output_stems(paths)):
+            result = seg(path, phrases)
+            save_segmentation(result, out_dir, stem, {"image": str(path), "settings": settings,
+                                                      "model_load_seconds": round(seg.load_seconds, 3)})
+    except CarError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    print(f"wrote {len(paths)} image(s) into {out_dir}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
