@@ -11,7 +11,8 @@ under both averaging rules and, for no-background datasets, both VOC-20/Context-
 row-only one named standard_no_bg for the peers, standard_bg_miss for CaR's background channel);
 the paper's number (results/published.yaml: `car:` for CaR, `peers:` for the others) is compared
 under the paper's own rule, and every difference between the paper's protocol and this run's is
-listed. Writes <out>.md and <out>.json (default: compare.md/json in the runs directory).
+listed. Writes <out>.md, <out>.json and <out>.png, a grouped bar chart of the methods' mIoU under
+each rule next to their papers' numbers (default: compare.md/json/png in the runs directory).
 Exit status: 0, or 1 when a method could not run (its row says why).
 """
 
@@ -146,6 +147,19 @@ def markdown(rows: list[dict], dataset: str, command: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chart(rows: list[dict], dataset: str, path: Path) -> Path | None:
+    """Grouped bars: one group per method that ran, one bar per rule and one for its paper's number."""
+    from car import plots
+
+    done = [r for r in rows if not r["error"]]
+    if not done:
+        return None
+    rules = list(dict.fromkeys(rule for row in done for rule in row["all_rules"]))
+    series = {f"ours {rule}": [row["all_rules"].get(rule) for row in done] for rule in rules}
+    series["paper (its own rule)"] = [(row["paper"] or {}).get("miou") for row in done]
+    return plots.grouped_bars([row["method"] for row in done], series, path, title=f"methods compared on {dataset}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m car.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every method, e.g. dataset=voc")
@@ -177,8 +191,9 @@ def main(argv: list[str] | None = None) -> int:
     payload = {"command": command, "dataset": dataset, "overrides": args.overrides, "methods": methods,
                "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows}
     out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
+    figure = chart(rows, dataset, out.with_suffix(".png"))
     print(text)
-    print(f"wrote {out} and {out.with_suffix('.json')}")
+    print(f"wrote {out} and {out.with_suffix('.json')}" + (f" and {figure}" if figure else ""))
     return 1 if any(r["error"] for r in rows) else 0
 
 

@@ -32,6 +32,7 @@ from car.results import build_metrics, print_summary, write_outputs
 from car.sam import sam_record
 from car.store import PredictionStore, run_key
 from car.tracking import log_to_loggers
+from car.report_html import write_report_safely
 from car.viz import save_overlays
 
 log = logging.getLogger(__name__)
@@ -92,13 +93,16 @@ def evaluate(cfg: DictConfig) -> dict:
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
+    setup_done = time.perf_counter()
     trainer.predict(predictor, dataloaders=loader, return_predictions=False)
     flush_text_caches()
     per_image, examples, car_seconds = gather_predictions(predictor)  # all DDP ranks, dataset order
+    predict_done = time.perf_counter()
 
     computed = predictor.metric.compute()
     if is_referring(cfg):
         scores = referring_summary(cfg, {k: v for k, v in computed.items()})
+        scores["unit_ious"] = [p["iou"] for p in per_image if "iou" in p]  # per unit, dataset order (percent)
         class_names = ["background", "referred object"]
     else:
         scores = semantic_scores(cfg, computed.cpu())
@@ -114,6 +118,8 @@ def evaluate(cfg: DictConfig) -> dict:
     scores["rss_mb_trace"] = predictor.rss_trace  # rank 0's (images done, resident MB)
     if store is not None:
         scores["predictions"] = {"dir": str(store.dir), "bytes_per_image": store.bytes_used() / max(len(per_image), 1)}
+    scores["timing_s"] = {"setup": round(setup_done - start, 3), "predict": round(predict_done - setup_done, 3),
+                          "car": round(car_seconds, 3), "scoring": round(time.perf_counter() - predict_done, 3)}
     metrics = build_metrics(cfg, scores, num_images=len(per_image), elapsed=time.perf_counter() - start,
                             car_seconds=car_seconds, per_image=per_image)
     if cfg.method.name != "car":  # a peer method: what it queried (its paper row is `published`)
@@ -124,4 +130,7 @@ def evaluate(cfg: DictConfig) -> dict:
         log_to_loggers(loggers, cfg, metrics, overlays)
         print_summary(metrics)
         log.info("wrote %s", path)
+        report = write_report_safely(out_dir)
+        if report is not None:
+            print(f"report: {report}")
     return metrics

@@ -22,6 +22,8 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 
+from car.metrics.referring import unit_iou
+
 
 def resident_mb() -> float:
     """Current resident set size of this process in MB (Linux /proc; 0 elsewhere)."""
@@ -103,8 +105,11 @@ class CarPredictor(pl.LightningModule):
         self.metric.update(torch.from_numpy(pred).to(self.device), target, **sentences)
         resized = {k: info[k] for k in ("resized_from", "resized_to") if k in info}  # above car.max_pixels
         self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"], **resized})
+        if "sentences" in sample:  # referring: the unit's IoU, for the report's histogram
+            self.per_image[-1]["iou"] = unit_iou(pred, sample["target"])
         if len(self.per_image) % 25 == 1:
             self.rss_trace.append((len(self.per_image), resident_mb()))
         if len(self.examples) < self.keep_examples:
+            phrases = {"sentences": list(sample["sentences"])} if "sentences" in sample else {}
             self.examples.append({"image_id": sample["image_id"], "image": sample["image"],
-                                  "target": sample["target"], "pred": pred})
+                                  "target": sample["target"], "pred": pred, **phrases})

@@ -13,9 +13,10 @@ a mapping with `miou` and an optional `tolerance` (points, default 1.0); runs re
 (`postprocess=sam*`) are compared with the row's `sam_miou` ("CaR + SAM"). Without --published,
 results/published.yaml is used and a run's own stored `published` field is the fallback.
 
-Prints a Markdown table (also written to <dir>/report.md). Exit status: 0 when every run is within
-its tolerance, 1 when any run differs by more or has no expected value (unless --allow-missing),
-2 when no metrics.json is found.
+Prints a Markdown table (also written to <dir>/report.md, with <dir>/report.png: expected against
+reproduced mIoU per row as grouped bars; for `experiment=paper_table`, the paper's tables).
+Exit status: 0 when every run is within its tolerance, 1 when any run differs by more or has no
+expected value (unless --allow-missing), 2 when no metrics.json is found.
 """
 
 from __future__ import annotations
@@ -105,6 +106,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def chart(rows: list[dict], path: Path) -> Path:
+    """Grouped bars per row (its key, plus the run where keys repeat): expected and reproduced mIoU."""
+    from car import plots
+
+    keys = [r["key"] for r in rows]
+    labels = [k if keys.count(k) == 1 else f"{k} ({r['run']})" for k, r in zip(keys, rows)]
+    series = {"expected (published)": [r["expected"] for r in rows], "reproduced": [r["miou"] for r in rows]}
+    return plots.grouped_bars(labels, series, path, title="expected against reproduced mIoU")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m car.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs_dir", help="a multirun directory (or one run directory)")
@@ -131,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
     print(text)
     print(f"\nexpected values: {path}\n{verdict}")
     (Path(args.runs_dir) / "report.md").write_text(f"# Report vs {path}\n\n{text}\n\n{verdict}\n")
+    print(f"wrote {chart(rows, Path(args.runs_dir) / 'report.png')}")
     return 1 if failed else 0
 
 

@@ -17,7 +17,7 @@ import pytest
 from car.config import CONFIG_DIR, FROM_CHECKOUT, REPO_ROOT, RESULTS_DIR, compose
 
 SCRIPTS = {"car-evaluate": "car.cli:main", "car-report": "car.report:main", "car-compare": "car.compare:main",
-           "car-sweep": "car.sweep:main",
+           "car-sweep": "car.sweep:main", "car-report-html": "car.report_html:main",
            "car-segment": "car.segment:main", "car-demo": "car.demo:main"}
 # what a wheel is built from: pyproject.toml's readme, setup.py's package_dir sources
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "car", "conf", "results")

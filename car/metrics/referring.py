@@ -47,10 +47,7 @@ class ReferringIoU(torchmetrics.Metric):
         if pred.shape != target.shape:
             raise ValueError(f"prediction {tuple(pred.shape)} and target {tuple(target.shape)} differ in shape")
         weight = float(sentences) if self.weighting == "sentence" else 1.0
-        valid = (target == 0) | (target == 1)
-        p, g = pred.bool() & valid, (target == 1)
-        inter = (p & g).sum().double()
-        union = (p | g).sum().double()
+        inter, union = intersection_union(pred, target)
         iou = inter / union if union > 0 else torch.zeros((), dtype=torch.float64, device=union.device)
         self.iou_sum += weight * iou
         self.weight_sum += weight
@@ -64,6 +61,19 @@ class ReferringIoU(torchmetrics.Metric):
         scores = referring_scores(self.iou_sum, self.weight_sum, self.inter_sum, self.union_sum, self.hits,
                                   self.units, self.sentences)
         return {**scores, "weighting": self.weighting}
+
+
+def intersection_union(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """|P∩G| and |P∪G| (float64) of one unit; target pixels other than 0/1 are ignored."""
+    valid = (target == 0) | (target == 1)
+    p, g = pred.bool() & valid, (target == 1)
+    return (p & g).sum().double(), (p | g).sum().double()
+
+
+def unit_iou(pred, target) -> float:
+    """One unit's IoU in percent (0 when the union is empty), as ReferringIoU counts it; arrays or tensors."""
+    inter, union = intersection_union(torch.as_tensor(pred), torch.as_tensor(target))
+    return 100.0 * float(inter / union) if union > 0 else 0.0
 
 
 def referring_scores(iou_sum, weight_sum, inter_sum, union_sum, hits, units, sentences) -> dict:

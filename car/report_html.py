@@ -1,0 +1,327 @@
+"""The run report: one static, self-contained `report.html` next to a run's metrics.json.
+
+    python -m car.report_html RUN_DIR        # (re)build it from a finished run
+
+Every evaluation writes it at the end (car/evaluation.py). It holds a header card (dataset, split,
+backbone, method, quirk profile, images, resumed/skipped counts, time), mIoU under each averaging
+rule with the published number and Δ, or "not comparable (reason)" (the verdict metrics.json records
+under `comparison`, car/comparability.py; worked out here for older runs), the per-class IoU as a sorted
+bar chart, the row-normalised confusion matrix, the time per stage, and the overlay gallery; for
+referring runs the precision@X curve and the per-unit IoU histogram instead of the class charts.
+The charts are written as PNGs into `<run>/figures/` (car/plots.py) and embedded, like the
+overlays, as base64 data, so the file opens offline and can be moved on its own. (`car.report` is
+a different command: reproduced numbers against published ones over many runs.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import html
+import json
+import logging
+import sys
+from pathlib import Path
+
+import yaml
+
+log = logging.getLogger(__name__)
+
+REPORT = "report.html"
+FIGURES = "figures"
+STAGES = {"setup": "setup: data, models", "car": "predict: CaR", "other": "predict: data loading, Lightning",
+          "scoring": "scoring"}
+
+
+def fmt(value, spec: str = ".2f") -> str:
+    return "—" if value is None else format(value, spec)
+
+
+def esc(value, quote: bool = False) -> str:
+    return html.escape(str(value), quote=quote)
+
+
+def load_metrics(run_dir: str | Path) -> dict:
+    path = Path(run_dir) / "metrics.json"
+    if not path.is_file():
+        raise SystemExit(f"error: no metrics.json in {run_dir} (a finished run's directory)")
+    return json.loads(path.read_text())
+
+
+def quirk_profile(config: dict) -> str:
+    """official (car=default), clean (car=clean) or mixed (the keys that differ from official)."""
+    from car.config import CONFIG_DIR
+
+    car = config.get("car") or {}
+    if (config.get("method") or {}).get("name", "car") != "car":
+        return "— (peer method)"
+    ours = {**(car.get("quirks") or {}), "crf.image": (car.get("crf") or {}).get("image")}
+    default = yaml.safe_load((CONFIG_DIR / "car" / "default.yaml").read_text())
+    clean = yaml.safe_load((CONFIG_DIR / "car" / "clean.yaml").read_text())
+    official = {**default["quirks"], "crf.image": default["crf"]["image"]}
+    corrected = {**official, **(clean.get("quirks") or {}), "crf.image": clean.get("crf", {}).get("image", "rgb")}
+    if all(ours.get(k) == v for k, v in official.items()):
+        return "official (car=default)"
+    if all(ours.get(k) == v for k, v in corrected.items()):
+        return "clean (car=clean)"
+    changed = [f"{k}={ours.get(k)}" for k, v in official.items() if ours.get(k) != v]
+    return "mixed: official except " + ", ".join(changed)
+
+
+def stored_verdict(metrics: dict) -> tuple[bool | None, str | None]:
+    """The comparability verdict recorded in metrics.json, if the run recorded one."""
+    for key in ("comparison", "comparability", "comparable"):
+        value = metrics.get(key)
+        if isinstance(value, bool):
+            reason = metrics.get("not_comparable_reason") or metrics.get("comparable_reason")
+            return value, reason
+        if isinstance(value, dict) and any(k in value for k in ("comparable", "ok", "verdict")):
+            ok = value.get("comparable", value.get("ok"))
+            if ok is None and isinstance(value.get("verdict"), str):
+                ok = value["verdict"].strip().lower() == "comparable"
+            reasons = value.get("reasons") or value.get("reason") or value.get("why")
+            if isinstance(reasons, (list, tuple)):
+                reasons = "; ".join(map(str, reasons))
+            return (None if ok is None else bool(ok)), reasons
+    return None, None
+
+
+def fallback_reasons(metrics: dict) -> list[str]:
+    """Why a run's number cannot stand next to the paper's, worked out from metrics.json alone."""
+    config = metrics.get("config") or {}
+    reasons = []
+    if not (metrics.get("published") or {}).get("miou"):
+        reasons.append("no published number for this dataset and split")
+    if None in ((metrics.get("backbone") or {}).get("pretrained") or []):
+        reasons.append("random-initialised weights")
+    limit = (config.get("dataset") or {}).get("limit")
+    if limit is not None:
+        reasons.append(f"a subset of the split (dataset.limit={limit})")
+    skipped = (metrics.get("skipped") or {}).get("count") or 0
+    if skipped:
+        reasons.append(f"{skipped} samples skipped")
+    if (config.get("car") or {}).get("oracle_queries"):
+        reasons.append("oracle queries (diagnostic)")
+    return reasons
+
+
+def verdict(metrics: dict) -> dict:
+    """{"paper", "delta", "comparable", "reason"}: the stored verdict where the run has one."""
+    paper = (metrics.get("published") or {}).get("miou")
+    delta = None if paper is None or metrics.get("miou") is None else metrics["miou"] - paper
+    ok, reason = stored_verdict(metrics)
+    if ok is None:
+        reasons = fallback_reasons(metrics)
+        ok, reason = not reasons, "; ".join(reasons) or None
+    return {"paper": paper, "delta": delta, "comparable": ok, "reason": reason}
+
+
+def headline_rule(metrics: dict) -> str:
+    if metrics.get("task") == "referring":
+        return "mIoU"
+    return f"{metrics.get('average')}/{metrics.get('bg_protocol')}"
+
+
+def paper_rule_key(metrics: dict) -> str:
+    """The all_rules key the paper's number is measured under (peers: their own rule)."""
+    published = metrics.get("published") or {}
+    if "average" in published and metrics.get("task") != "referring":
+        from car.compare import paper_rule
+
+        return paper_rule(published) or headline_rule(metrics)
+    return headline_rule(metrics)
+
+
+def score_rows(metrics: dict) -> list[tuple[str, str, float | None]]:
+    """(label, metrics.json key, value) of every score the run has, the headline first."""
+    if metrics.get("task") == "referring":
+        keys = ["miou", "oiou"] + sorted(k for k in metrics if k.startswith("precision@"))
+        labels = {"miou": "mIoU", "oiou": "oIoU"}
+        return [(labels.get(k, k), k, metrics.get(k)) for k in keys if k in metrics]
+    rules = metrics.get("all_rules") or {headline_rule(metrics): metrics.get("miou")}
+    head = headline_rule(metrics)
+    order = [head] + [r for r in rules if r != head]
+    return [(f"mIoU {r}" + (" (headline)" if r == head else ""), f"all_rules/{r}",
+             rules.get(r, metrics.get("miou") if r == head else None)) for r in order]
+
+
+def timing_stages(metrics: dict) -> dict[str, float]:
+    stages = metrics.get("timing_s")
+    if not stages:  # runs before per-stage timing: CaR's share of the whole run only
+        car = (metrics.get("car_s_per_image") or 0) * (metrics.get("num_images") or 0)
+        return {STAGES["car"]: car, "everything else": max((metrics.get("elapsed_s") or 0) - car, 0.0)}
+    return {STAGES["setup"]: stages["setup"], STAGES["car"]: stages["car"],
+            STAGES["other"]: max(stages["predict"] - stages["car"], 0.0), STAGES["scoring"]: stages["scoring"]}
+
+
+def make_figures(metrics: dict, out: Path) -> list[dict]:
+    """The run's charts as PNGs under `out`: [{"key", "title", "path", "note"}]."""
+    from car import plots
+
+    figures = []
+
+    def add(key: str, title: str, draw, *args, note: str = "") -> None:
+        figures.append({"key": key, "title": title, "path": draw(*args, out / f"{key}.png"), "note": note})
+
+    if metrics.get("task") == "referring":
+        precision = {float(k.split("@")[1]): v for k, v in metrics.items() if k.startswith("precision@")}
+        if precision:
+            add("precision_curve", "precision@X", plots.precision_curve, precision,
+                note=f"weighting: {metrics.get('weighting', 'unit')}")
+        ious = metrics.get("unit_ious")
+        if ious:
+            add("iou_histogram", "IoU per unit", plots.iou_histogram, ious, note="every unit counts once")
+    else:
+        per_class = metrics.get("per_class_iou") or {}
+        if per_class:
+            add("per_class_iou", "per-class IoU", plots.per_class_iou, per_class,
+                note="sorted; classes absent from the ground truth have no IoU")
+        if metrics.get("confusion_matrix"):
+            names = list(((metrics.get("config") or {}).get("dataset") or {}).get("class_names") or per_class)
+            add("confusion_matrix", "confusion matrix (row-normalised)", plots.confusion_matrix,
+                metrics["confusion_matrix"], names, note="rows: ground truth; each row sums to 1")
+    add("timing", "time per stage", plots.timing, timing_stages(metrics),
+        note=f"{fmt(metrics.get('car_s_per_image'), '.3f')} s of CaR per image")
+    return figures
+
+
+def data_uri(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+
+
+def header_fields(metrics: dict, run_dir: Path) -> list[tuple[str, str]]:
+    config = metrics.get("config") or {}
+    backbone = metrics.get("backbone") or {}
+    weights = ", ".join(Path(str(p)).name if p else "random init" for p in backbone.get("pretrained") or [])
+    method = (config.get("method") or {}).get("name", "car")
+    post = (metrics.get("postprocess") or {}).get("name", "none")
+    images = str(metrics.get("num_images"))
+    if metrics.get("task") == "referring":
+        images = (f"{metrics.get('num_units')} units ({metrics.get('unit')}), "
+                  f"{metrics.get('num_sentences')} sentences")
+    resized = (metrics.get("resized") or {}).get("count", 0)
+    return [("dataset", f"{metrics.get('dataset')} ({metrics.get('task', 'semantic')})"),
+            ("split", str(metrics.get("split"))),
+            ("backbone", f"{backbone.get('name')}: {backbone.get('proposal')} / {backbone.get('classifier')}"),
+            ("weights", weights or "—"),
+            ("method", method + ("" if post == "none" else f" + {post}")),
+            ("quirk profile", quirk_profile(config)),
+            ("images", images),
+            ("resumed / skipped / resized", f"{metrics.get('resumed_images', 0)} / "
+             f"{(metrics.get('skipped') or {}).get('count', 0)} / {resized}"),
+            ("time", f"{fmt(metrics.get('elapsed_s'), '.1f')} s, {fmt(metrics.get('car_s_per_image'), '.3f')} "
+             "s of CaR per image"),
+            ("date", str(metrics.get("date"))),
+            ("run directory", str(run_dir))]
+
+
+def scores_table(metrics: dict) -> str:
+    v = verdict(metrics)
+    paper_key = paper_rule_key(metrics)
+    rows = []
+    for label, key, value in score_rows(metrics):
+        is_paper = key == ("miou" if metrics.get("task") == "referring" else f"all_rules/{paper_key}")
+        paper = v["paper"] if is_paper else None
+        delta = None if paper is None or value is None or not v["comparable"] else value - paper  # as the console
+        rows.append(f'<tr><th>{esc(label)}</th><td data-key="{esc(key, True)}">{fmt(value)}</td>'
+                    f"<td>{fmt(paper)}</td><td>{fmt(delta, '+.2f')}</td></tr>")
+    if v["comparable"]:
+        status = '<p class="ok">comparable with the published number</p>'
+    else:
+        status = f'<p class="warn">not comparable ({esc(v["reason"] or "see the run")})</p>'
+    source = (metrics.get("published") or {}).get("source")
+    note = f'<p class="note">published: {esc(source)}</p>' if source else ""
+    return ("<table><tr><th>score</th><th>ours</th><th>paper</th><th>Δ</th></tr>" + "".join(rows)
+            + "</table>" + status + note)
+
+
+def per_class_table(metrics: dict) -> str:
+    per_class = metrics.get("per_class_iou") or {}
+    if not per_class:
+        return ""
+    rows = "".join(f'<tr><th>{esc(name)}</th><td data-key="per_class_iou/{esc(name, True)}">{fmt(iou)}</td></tr>'
+                   for name, iou in sorted(per_class.items(), key=lambda kv: -(kv[1] if kv[1] is not None else -1)))
+    return f"<details><summary>per-class IoU table</summary><table>{rows}</table></details>"
+
+
+def figure_html(fig: dict, run_dir: Path) -> str:
+    rel = Path(fig["path"]).relative_to(run_dir).as_posix()
+    note = f'<figcaption>{esc(fig["note"])}</figcaption>' if fig["note"] else ""
+    return (f'<figure><h3>{esc(fig["title"])}</h3><img src="{data_uri(fig["path"])}" data-file="{esc(rel, True)}" '
+            f'alt="{esc(fig["title"], True)}">{note}</figure>')
+
+
+def gallery_html(run_dir: Path) -> str:
+    overlays = sorted((run_dir / "overlays").glob("*.png"))
+    if not overlays:
+        return "<p class=\"note\">no overlays (num_overlays=0)</p>"
+    return "".join(f'<figure class="overlay"><img src="{data_uri(p)}" data-file="overlays/{esc(p.name, True)}" '
+                   f'alt="{esc(p.stem, True)}"></figure>' for p in overlays)
+
+
+CSS = """
+body{font-family:system-ui,-apple-system,"Segoe UI",Helvetica,Arial,sans-serif;margin:0;background:#f4f5f7;color:#222}
+main{max-width:1280px;margin:0 auto;padding:24px}
+h1{font-size:1.5em;margin:0 0 16px} h2{font-size:1.15em;margin:0 0 12px} h3{font-size:1em;margin:0 0 8px}
+.card{background:#fff;border-radius:8px;box-shadow:0 1px 3px rgba(0,0,0,.12);padding:16px 20px;margin:0 0 18px}
+.grid{display:grid;grid-template-columns:repeat(auto-fit,minmax(420px,1fr));gap:18px}
+dl{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;margin:0} dt{color:#666} dd{margin:0}
+table{border-collapse:collapse} th,td{padding:3px 12px;border-bottom:1px solid #e4e4e4;text-align:right}
+th{text-align:left;font-weight:600}
+.ok{color:#1a7f37;font-weight:600} .warn{color:#b35900;font-weight:600} .note{color:#666;font-size:.9em}
+figure{margin:0} figure img{max-width:100%;height:auto;display:block} figcaption{color:#666;font-size:.85em}
+.overlay{margin-bottom:14px}
+"""
+
+
+def render(metrics: dict, figures: list[dict], run_dir: Path) -> str:
+    header = "".join(f"<dt>{esc(k)}</dt><dd>{esc(v)}</dd>" for k, v in header_fields(metrics, run_dir))
+    charts = "".join(f'<div class="card">{figure_html(f, run_dir)}</div>' for f in figures)
+    title = f"CaR run report: {metrics.get('dataset')} {metrics.get('split') or ''}".strip()
+    return f"""<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"><title>{esc(title)}</title>
+<meta name="viewport" content="width=device-width, initial-scale=1"><style>{CSS}</style></head>
+<body><main>
+<h1>{esc(title)}</h1>
+<div class="grid">
+<section class="card"><h2>Run</h2><dl>{header}</dl></section>
+<section class="card"><h2>Scores ({esc(metrics.get("unit_note") or "mIoU per averaging rule")})</h2>
+{scores_table(metrics)}{per_class_table(metrics)}</section>
+</div>
+<div class="grid">{charts}</div>
+<section class="card"><h2>Overlays</h2>{gallery_html(run_dir)}</section>
+<p class="note">Generated by <code>python -m car.report_html {esc(run_dir)}</code> from metrics.json.</p>
+</main></body></html>
+"""
+
+
+def write_report(run_dir: str | Path) -> Path:
+    """Charts into <run_dir>/figures/ and <run_dir>/report.html; returns the report's path."""
+    run_dir = Path(run_dir).resolve()
+    metrics = load_metrics(run_dir)
+    figures = make_figures(metrics, run_dir / FIGURES)
+    path = run_dir / REPORT
+    path.write_text(render(metrics, figures, run_dir), encoding="utf-8")
+    return path
+
+
+def write_report_safely(run_dir: str | Path) -> Path | None:
+    """`write_report` for the end of a run: a drawing error costs the report, never the run."""
+    try:
+        return write_report(run_dir)
+    except Exception as err:  # noqa: BLE001 (metrics.json is already written)
+        log.warning("report.html not written (%s: %s); rebuild it with python -m car.report_html %s",
+                    type(err).__name__, err, run_dir)
+        return None
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m car.report_html", description=__doc__.split("\n\n")[0])
+    parser.add_argument("run_dir", help="a finished run's directory (holding metrics.json)")
+    args = parser.parse_args(argv)
+    print(write_report(args.run_dir))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
