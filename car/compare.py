@@ -3,6 +3,8 @@
     python -m car.compare dataset=voc backbone=vitb16
     python -m car.compare dataset=voc20 backbone=vitb16 --methods sclip,naclip --out results/compare_voc20.md
     python -m car.compare dataset.loader.num_images=20 --methods car,sclip      # shapes + tiny, 20 images
+    python -m car.compare --benchmarks all backbone=vitb16 --out results/compare_all.md   # the full table
+    python -m car.compare --benchmarks all --published-only        # the papers' numbers only, nothing runs
 
 Positional arguments are Hydra overrides applied to every method (then `method=<name>`); each
 method is one full `evaluate` run (real configs, the predict-only Lightning module, the same
@@ -14,6 +16,13 @@ under the paper's own rule, and every difference between the paper's protocol an
 listed. Writes <out>.md, <out>.json and <out>.png, a grouped bar chart of the methods' mIoU under
 each rule next to their papers' numbers (default: compare.md/json/png in the runs directory).
 Exit status: 0, or 1 when a method could not run (its row says why).
+
+`--benchmarks all` (or a comma list of BENCHMARKS keys) tabulates every method on the field's eight
+benchmarks (VOC-21, Context-60, COCO-Object, VOC-20, Context-59, COCO-Stuff-171, Cityscapes,
+ADE20K-150) and on ADE-847 and Context-459 (the official CaR release's extra configs), plus CaR's own
+extras ("car + SAM": the paper's SAM column): one cell per method and benchmark with our number and
+the paper's beside it. A run that cannot start (no data, no weights) is listed with its one sentence;
+`--published-only` runs nothing and lists the papers' numbers.
 """
 
 from __future__ import annotations
@@ -27,13 +36,29 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from car.baselines.build import PEER_METHODS
+from car.baselines.build import OTHER_METHODS, PEER_METHODS
 from car.config import compose
 from car.errors import CarError
 from car.metrics import BG_PROTOCOLS, protocol_name
+from car.results import load_published, method_section
 from car.settings import validate
 
-METHODS = ("car",) + PEER_METHODS
+METHODS = ("car",) + PEER_METHODS + OTHER_METHODS
+# benchmark key (results/published.yaml) -> dataset config; the first eight are the field's suite
+BENCHMARKS = {"voc21": "voc", "context60": "context60", "coco_object": "coco_object", "voc20": "voc20",
+              "context59": "context59", "coco_stuff": "coco_stuff", "cityscapes": "cityscapes", "ade150": "ade150",
+              "ade847": "ade847", "context459": "context459"}
+BENCHMARK_TITLES = {"voc21": "VOC-21", "context60": "Context-60", "coco_object": "COCO-Object", "voc20": "VOC-20",
+                    "context59": "Context-59", "coco_stuff": "COCO-Stuff-171", "cityscapes": "Cityscapes",
+                    "ade150": "ADE-150", "ade847": "ADE-847", "context459": "Context-459"}
+CAR_SAM = "car+sam"  # CaR + SAM (postprocess=sam): the paper's extra column
+
+
+def method_configs() -> tuple[str, ...]:
+    """Every conf/method/*.yaml: --methods also takes variants such as groupvit_micro_random (tests, smoke runs)."""
+    from car.config import CONFIG_DIR
+
+    return tuple(sorted(p.stem for p in (CONFIG_DIR / "method").glob("*.yaml")))
 
 
 def paper_rule(published: dict | None) -> str | None:
@@ -57,9 +82,10 @@ def protocol_differences(metrics: dict) -> list[str]:
         return ["no published number"]
     cfg = metrics["config"]
     notes = [] if paper.get("verified") else ["paper number unverified"]
-    backbone = cfg["backbone"]["name"]
-    if paper.get("backbone") and paper["backbone"] != backbone:
-        notes.append(f"backbone: paper {paper['backbone']}, ours {backbone}")
+    backbone = model_name(cfg)
+    wanted = paper.get("model") if (cfg.get("method") or {}).get("name") in OTHER_METHODS else paper.get("backbone")
+    if wanted and wanted != backbone:  # GroupViT's paper row names its own model (`model:`), the others a backbone
+        notes.append(f"backbone: paper {wanted}, ours {backbone}")
     rule = paper_rule(paper)
     if rule not in metrics.get("all_rules", {}):
         notes.append(f"paper rule {rule} not computable on this dataset config")
@@ -74,11 +100,19 @@ def protocol_differences(metrics: dict) -> list[str]:
     if "slide" in paper and paper["slide"] != ours["slide"]:
         notes.append(f"window: paper {slide_text(paper['slide'])}, ours {slide_text(ours['slide'])}")
     source = (metrics.get("peer") or {}).get("class_names_source", "")
-    if source == "dataset config":
+    if source == "dataset config" and method["name"] in PEER_METHODS:
         notes.append("class names: the dataset config's, not the paper's name file")
     elif paper.get("class_names") and f"/{paper['class_names']}/" not in source.replace("\\", "/"):
         notes.append(f"class names: paper {paper['class_names']} file, ours {source}")
     return notes
+
+
+def model_name(cfg: dict) -> str:
+    """The weights a run used: the backbone config's name, or GroupViT's own model."""
+    method = cfg.get("method") or {}
+    if method.get("name") in OTHER_METHODS:
+        return str((method.get("model") or {}).get("pretrained") or "random init")
+    return cfg["backbone"]["name"]
 
 
 def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
@@ -86,7 +120,7 @@ def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
     rule = paper_rule(paper)
     ours = metrics["all_rules"].get(rule) if rule else None
     return {"method": method, "run_dir": str(run_dir), "dataset": metrics["dataset"],
-            "backbone": metrics["backbone"]["name"], "images": metrics["num_images"],
+            "backbone": model_name(metrics["config"]), "images": metrics["num_images"],
             "headline": {"miou": metrics["miou"], "average": metrics["average"], "bg_protocol": metrics["bg_protocol"]},
             "all_rules": metrics["all_rules"], "s_per_image": metrics.get("car_s_per_image"),
             "paper": None if paper is None else {"miou": paper["miou"], "rule": rule,
@@ -160,17 +194,153 @@ def chart(rows: list[dict], dataset: str, path: Path) -> Path | None:
     return plots.grouped_bars([row["method"] for row in done], series, path, title=f"methods compared on {dataset}")
 
 
+# ------------------------------------------------------------------------------ the full table
+
+
+def published_cell(published: dict, method: str, benchmark: str) -> dict | None:
+    """The paper's number for one cell (as results.published_row picks it for a run with the
+    method's default config): CaR's `car:` row (car+sam: its sam_miou), a peer's `peers:` row with
+    its protocol defaults."""
+    if method in ("car", CAR_SAM):
+        row = (method_section(published, "car").get("semantic") or {}).get(benchmark)
+        if isinstance(row, (int, float)):
+            row = {"miou": float(row)}
+        if method == CAR_SAM:
+            row = None if not isinstance(row, dict) or row.get("sam_miou") is None else \
+                {**row, "miou": float(row["sam_miou"])}
+        return row if isinstance(row, dict) and row.get("miou") is not None else None
+    section = method_section(published, method)
+    row = (section.get("semantic") or {}).get(benchmark)
+    return {**(section.get("protocol") or {}), **row} if isinstance(row, dict) else None
+
+
+def ours_in_cell(row: dict) -> float | None:
+    """Our number for a cell: under the paper's rule where there is a paper number, else the run's
+    own headline (CaR) or mmseg's union rule (the peers, as their papers score)."""
+    if row.get("ours_under_paper_rule") is not None:
+        return row["ours_under_paper_rule"]
+    if row["method"] in ("car", CAR_SAM):
+        return row["headline"]["miou"]
+    rules = row["all_rules"]
+    union = [rule for rule in rules if rule.startswith("union_present/") and not rule.endswith("/car")]
+    return rules[union[0]] if union else row["headline"]["miou"]
+
+
+def run_grid(overrides: list[str], methods: list[str], benchmarks: list[str], runs_dir: Path | None,
+             published_only: bool) -> dict:
+    """{benchmark: {method: cell}}; a cell holds the paper's row and, unless published_only, the run's
+    summary (or its error)."""
+    published = load_published(compose(overrides).paths.results_dir)
+    grid: dict = {}
+    for benchmark in benchmarks:
+        grid[benchmark] = {}
+        for method in methods:
+            cell = {"paper": published_cell(published, method, benchmark), "run": None}
+            if method == CAR_SAM and cell["paper"] is None:
+                cell["run"] = {"method": method, "error": "the paper has no CaR + SAM number here; not run"}
+            elif not published_only:
+                sam = method == CAR_SAM  # CaR's run with postprocess=sam
+                extra = [f"dataset={BENCHMARKS[benchmark]}"] + (["postprocess=sam"] if sam else [])
+                where = runs_dir / benchmark / (CAR_SAM if sam else "")
+                cell["run"] = {**run_methods(overrides + extra, ["car" if sam else method], where)[0], "method": method}
+            grid[benchmark][method] = cell
+    return grid
+
+
+def grid_markdown(grid: dict, methods: list[str], command: str, published_only: bool) -> str:
+    benchmarks = list(grid)
+    head = ["method"] + [BENCHMARK_TITLES.get(b, b) for b in benchmarks]
+    lines = ["# Training-free segmenters on the benchmark suite", "",
+             f"Generated by `{command}`. Each cell: ours / paper (mIoU). Ours is scored under the paper's own",
+             "rule where there is a paper number (the peers: mmseg's union rule, no background class on",
+             "VOC-20, Context-59 and the benchmarks without one; CaR: its own rules), else under the run's rule.",
+             "`—`: not run or not published; `*`: paper number not verified against a primary source.",
+             "The first eight columns are the field's standard suite; ADE-847 and Context-459 come from the",
+             "official CaR release's configs. `car+sam` is CaR + SAM (the paper's extra column).", "",
+             "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    notes: list[str] = []
+    for method in methods:
+        cells = [method]
+        for benchmark in benchmarks:
+            cell = grid[benchmark][method]
+            paper = cell["paper"]
+            paper_text = "—" if paper is None else fmt(paper["miou"]) + ("" if paper.get("verified") else "*")
+            run = cell["run"]
+            ours = "—" if run is None or run.get("error") else fmt(ours_in_cell(run))
+            cells.append(f"{ours} / {paper_text}")
+            if run is not None and run.get("error") and not published_only:
+                notes.append(f"{method} on {BENCHMARK_TITLES.get(benchmark, benchmark)}: {run['error']}")
+            elif run is not None and not run.get("error"):
+                diffs = [d for d in run["differences"] if d not in ("no published number",)]
+                if diffs:
+                    notes.append(f"{method} on {BENCHMARK_TITLES.get(benchmark, benchmark)} "
+                                 f"({run['images']} images): {'; '.join(diffs)}")
+        lines.append("| " + " | ".join(cells) + " |")
+    sources = sorted({(m, b, grid[b][m]["paper"].get("source")) for b in benchmarks for m in methods
+                      if grid[b][m]["paper"] and grid[b][m]["paper"].get("source")})
+    if notes:
+        lines += ["", "## Runs", ""] + [f"* {n}" for n in notes]
+    if sources:
+        lines += ["", "## Sources of the paper numbers", ""] + \
+                 [f"* {m} / {BENCHMARK_TITLES.get(b, b)}: {src}" for m, b, src in sources]
+    return "\n".join(lines) + "\n"
+
+
+def grid_main(args, parser) -> int:
+    chosen = args.methods or ",".join(METHODS + (CAR_SAM,))
+    methods = [m.strip() for m in chosen.split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS + (CAR_SAM,) + method_configs()]
+    if unknown:
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS + (CAR_SAM,))} "
+                     f"or a conf/method config")
+    keys = list(BENCHMARKS) if args.benchmarks == "all" else [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    bad = [b for b in keys if b not in BENCHMARKS]
+    if bad:
+        parser.error(f"unknown benchmark(s) {bad}; choose from all, {', '.join(BENCHMARKS)}")
+    if any(o.split("=", 1)[0].lstrip("+~") in ("method", "dataset") for o in args.overrides):
+        parser.error("--benchmarks chooses the datasets and --methods the methods; drop the dataset=/method= override")
+    try:
+        validate(compose(args.overrides))
+    except CarError as err:
+        parser.exit(2, f"error: {err}\n")
+    runs_dir = args.runs_dir or Path(OmegaConf.select(compose(args.overrides), "paths.output_root")) / "compare" / \
+        "benchmarks" / time.strftime("%Y-%m-%d_%H-%M-%S")
+    command = " ".join(["python -m car.compare", "--benchmarks", args.benchmarks] + args.overrides
+                       + ["--methods", ",".join(methods)] + (["--published-only"] if args.published_only else [])
+                       + (["--out", str(args.out)] if args.out else []))
+    grid = run_grid(args.overrides, methods, keys, runs_dir, args.published_only)
+    text = grid_markdown(grid, methods, command, args.published_only)
+    out = args.out or runs_dir / "compare.md"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    payload = {"command": command, "overrides": args.overrides, "methods": methods, "benchmarks": keys,
+               "published_only": args.published_only, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "grid": grid}
+    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
+    print(text)
+    print(f"wrote {out} and {out.with_suffix('.json')}")
+    failed = [c for b in grid.values() for c in b.values() if c["run"] and c["run"].get("error")]
+    return 1 if failed and not args.published_only else 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m car.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every method, e.g. dataset=voc")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated (default {','.join(METHODS)})")
+    parser.add_argument("--methods", default=None,
+                        help=f"comma-separated (default {','.join(METHODS)}; with --benchmarks also {CAR_SAM})")
     parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (JSON next to it)")
     parser.add_argument("--runs-dir", type=Path, default=None, help="where the runs go (default outputs/compare/...)")
+    parser.add_argument("--benchmarks", default=None,
+                        help=f"'all' or a comma list of {', '.join(BENCHMARKS)}: the full table, one run per cell")
+    parser.add_argument("--published-only", action="store_true", help="with --benchmarks: list the papers' numbers, run nothing")
     args = parser.parse_intermixed_args(argv)
-    methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS]
+    if args.benchmarks:
+        return grid_main(args, parser)
+    if args.published_only:
+        parser.error("--published-only needs --benchmarks")
+    methods = [m.strip() for m in (args.methods or ",".join(METHODS)).split(",") if m.strip()]
+    unknown = [m for m in methods if m not in METHODS + method_configs()]
     if unknown:
-        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)}")
+        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)} or a conf/method config")
     if any(o.split("=", 1)[0].lstrip("+~") == "method" for o in args.overrides):
         parser.error("choose methods with --methods, not a method= override")
     probe = compose(args.overrides)

@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from car.baselines.build import run_notes as peer_run_notes
+from car.baselines.build import uses_backbone
 from car.build import (
     build_dataset,
     build_loggers,
@@ -82,12 +83,13 @@ def evaluate(cfg: DictConfig) -> dict:
     check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, before any model loads
     dataset = GuardedDataset(build_dataset(cfg), cfg.get("on_bad_sample", "fail"))
     store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
-    proposal_clip, classifier_clip = load_backbones(cfg)
-    segmenter = build_segmenter(cfg, proposal_clip, classifier_clip)
+    clips = load_backbones(cfg) if uses_backbone(cfg) else (None, None)  # GroupViT brings its own model
+    segmenter = build_segmenter(cfg, *clips)
     budget = getattr(segmenter, "budget", None)  # CaR's car.max_pixels (the peers size their own input)
     dataset.check = budget.check_sample if budget else None  # resize_large=false: too big is a bad sample
     sam = getattr(segmenter, "sam_masks", None)  # SAM's automatic masks (postprocess=sam), moved with CLIP
-    models = [proposal_clip.model, classifier_clip.model] + ([sam.sam] if sam is not None else [])
+    models = [clip.model for clip in clips if clip is not None] + list(getattr(segmenter, "models", [])) \
+        + ([sam.sam] if sam is not None else [])
     predictor = CarPredictor(segmenter, models, metric,
                              keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0), store=store)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)

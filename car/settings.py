@@ -27,7 +27,7 @@ from car.errors import CarError
 # The visual prompt types (car.method.prompts.PROMPT_ORDER, kept equal by tests/test_settings.py;
 # not imported so that validation never imports torch).
 PROMPT_TYPES = ("blur", "gray", "black", "circle", "rectangle", "contour")
-METHODS = ("car", "maskclip", "sclip", "clearclip", "naclip")  # conf/method/*.yaml
+METHODS = ("car", "maskclip", "sclip", "clearclip", "naclip", "groupvit")  # conf/method/*.yaml
 ATTENTION_KINDS = ("qk", "value", "csa", "qq", "kk_gaussian")  # car.baselines.attention
 PRECISIONS = ("fp32", "bf16", "fp16")
 SEED_MAX = 2**32 - 1  # Lightning's seed_everything takes an unsigned 32-bit seed
@@ -173,6 +173,8 @@ RULES: tuple[Rule, ...] = (
     # the dataset (conf/dataset/)
     integer("dataset.limit", "evaluate only the first N images; null: all", nullable=True),
     choice("dataset.task", "kind of dataset", "semantic", "referring", optional=True),
+    integer("dataset.ignore_index", "label of unlabelled pixels (255; 65535 for ADE-847 and Context-459)",
+            low=0, optional=True),
     choice("dataset.bg_protocol", "null: background is a class; car | standard: the two protocols without it",
            None, "car", "standard", optional=True),
     choice("dataset.average", "classes the headline mIoU averages over", "gt_present", "union_present",
@@ -194,6 +196,14 @@ RULES: tuple[Rule, ...] = (
            "bilinear", "bicubic", optional=True),
     flag("method.pamr.enabled", "peer methods: PAMR refinement", optional=True),
     integer("method.pamr.iterations", "peer methods: PAMR iterations", optional=True),
+    integer("method.input.short_side", "peer methods: short side of the resized input (for a 224-px model)",
+            optional=True),
+    integer("method.input.max_long_side", "peer methods: longest side of the resized input (for a 224-px model)",
+            optional=True),
+    fraction("method.bg_thresh", "groupvit: a pixel whose best class score is below it is background "
+             "(datasets that score background)", nullable=True, optional=True),
+    integer("method.top_k", "groupvit: classes kept per window from its whole-window embedding", optional=True),
+    positive("method.logit_scale_max", "groupvit: clamp of the learnt logit scale", optional=True),
     # SAM (conf/postprocess/sam*.yaml)
     choice("postprocess.variant", "postprocess=sam: HQ-SAM or plain SAM", "hq", "sam", optional=True),
     fraction("postprocess.iom_thres", "postprocess=sam: intersection-over-minimum of a matching SAM mask",

@@ -21,6 +21,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 IGNORE = 255
+WIDE_IGNORE = 65535  # the ignore index of the 16-bit label spaces (ADE-847, Context-459)
 IGNORE_COLOUR = (255, 255, 255)
 MIN_LONG_SIDE = 384  # overlay panels are upscaled to at least this many px on the long side
 ALPHA = 0.55  # weight of the label colour over the image
@@ -78,9 +79,19 @@ def palette_for(names: list[str]) -> np.ndarray:
     return palette() if is_voc_like(names) else separated_palette()
 
 
+def colour_ids(labels) -> np.ndarray:
+    """Palette index (0-255) of each label: the label itself below 255, 255 (white) for the ignore
+    indices 255 and 65535, and the ids of label spaces above 255 (ADE-847, Context-459) wrapped
+    around 1..254."""
+    labels = np.asarray(labels).astype(np.int64)
+    out = np.where(labels < IGNORE, labels, 1 + (labels - 1) % (IGNORE - 1))
+    out[(labels == IGNORE) | (labels == WIDE_IGNORE)] = IGNORE
+    return np.clip(out, 0, IGNORE).astype(np.uint8)
+
+
 def colorize(labels: np.ndarray, colours: np.ndarray | None = None) -> np.ndarray:
     colours = palette() if colours is None else colours
-    return colours[np.clip(labels, 0, 255).astype(np.uint8)]
+    return colours[colour_ids(labels)]
 
 
 def font(size: int):
@@ -143,11 +154,11 @@ def overlay_labels(image: np.ndarray, label_map: np.ndarray, names: list[str], p
     size = font_size(h, w)
     face = font(size)
     for c in (int(v) for v in np.unique(labels)):
-        if c == IGNORE or (c == 0 and not label_background and names and names[0] == "background"):
+        if c in (IGNORE, WIDE_IGNORE) or (c == 0 and not label_background and names and names[0] == "background"):
             continue
         name = names[c] if 0 <= c < len(names) else str(c)
         left, top, right, bottom = draw.textbbox((0, 0), name, font=face)
-        fill, outline = text_colour(colours[min(c, 255)])
+        fill, outline = text_colour(colours[colour_ids(c)])
         for x, y in label_anchors(labels == c, min_area=4 * size * size):
             tx = min(max(x - (right - left) // 2, 0), max(w - (right - left), 0)) - left
             ty = min(max(y - (bottom - top) // 2, 0), max(h - (bottom - top), 0)) - top
@@ -182,10 +193,11 @@ def enlarge(array: np.ndarray, factor: int) -> np.ndarray:
 def legend_entries(names: list[str], maps: list[np.ndarray], colours: np.ndarray) -> list[tuple[str, tuple]]:
     """(text, colour) of every class in `maps`, in class order, then the ignore colour if present."""
     present = sorted(set().union(*(np.unique(m).tolist() for m in maps)))
-    entries = [(f"{c}: {names[c] if c < len(names) else c}", tuple(int(v) for v in colours[c]))
-               for c in present if c != IGNORE]
-    if IGNORE in present:
-        entries.append((f"{IGNORE}: ignore (not scored)", IGNORE_COLOUR))
+    entries = [(f"{c}: {names[c] if c < len(names) else c}", tuple(int(v) for v in colours[colour_ids(c)]))
+               for c in present if c not in (IGNORE, WIDE_IGNORE)]
+    for ignore in (IGNORE, WIDE_IGNORE):
+        if ignore in present:
+            entries.append((f"{ignore}: ignore (not scored)", IGNORE_COLOUR))
     return entries
 
 

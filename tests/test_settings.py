@@ -122,7 +122,7 @@ def test_interpolated_values_are_checked_resolved():
 
 def test_closed_sets_match_the_code_that_consumes_them():
     from car.baselines.attention import ATTENTION_KINDS
-    from car.baselines.build import PEER_METHODS
+    from car.baselines.build import OTHER_METHODS, PEER_METHODS
     from car.data.guard import ON_BAD_SAMPLE
     from car.data.refcoco import GT_OVERLAP, UNITS
     from car.method.prompts import PROMPT_ORDER
@@ -132,8 +132,9 @@ def test_closed_sets_match_the_code_that_consumes_them():
 
     rules = {r.key: r for r in RULES}
     assert rules["car.prompts"].choices == PROMPT_ORDER
-    assert set(rules["method.name"].choices) == {p.stem for p in (CONFIG_DIR / "method").glob("*.yaml")}
-    assert set(rules["method.name"].choices) == {"car", *PEER_METHODS}
+    methods = {compose([f"method={p.stem}"]).method.name for p in (CONFIG_DIR / "method").glob("*.yaml")}
+    assert set(rules["method.name"].choices) == methods  # groupvit_micro_random is method groupvit
+    assert set(rules["method.name"].choices) == {"car", *PEER_METHODS, *OTHER_METHODS}
     assert rules["method.last_block.attention"].choices == ATTENTION_KINDS
     assert set(rules["car.precision"].choices) == set(AUTOCAST_DTYPES) == set(rules["method.precision"].choices)
     assert rules["on_bad_sample"].choices == ON_BAD_SAMPLE

@@ -5,12 +5,19 @@ from __future__ import annotations
 from omegaconf import DictConfig, OmegaConf
 
 from car.baselines.features import LastBlock
+from car.baselines.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
 from car.baselines.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
 from car.baselines.text import class_queries, resolve_templates
 from car.clip.load import ClipModel
 from car.errors import CarError
 
-PEER_METHODS = ("maskclip", "sclip", "clearclip", "naclip")
+PEER_METHODS = ("maskclip", "sclip", "clearclip", "naclip")  # training-free CLIPs: one changed last block
+OTHER_METHODS = ("groupvit",)  # with their own model (method.model), not the backbone's CLIP
+
+
+def uses_backbone(cfg: DictConfig) -> bool:
+    """Whether the run loads the `backbone` CLIPs (CaR and the CLIP peers); GroupViT has its own model."""
+    return cfg.method.name not in OTHER_METHODS
 
 
 def scaled_geometry(method: DictConfig, image_size: int) -> InputGeometry:
@@ -28,14 +35,17 @@ def scaled_geometry(method: DictConfig, image_size: int) -> InputGeometry:
 def build_peer_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel | None = None):
     """The segmenter of `cfg.method.name` on the proposal CLIP (peers use a single CLIP)."""
     m, d = cfg.method, cfg.dataset
-    if m.name not in PEER_METHODS:
-        raise CarError(f"method '{m.name}' is not implemented; choose car or one of {', '.join(PEER_METHODS)}.")
+    if m.name not in PEER_METHODS + OTHER_METHODS:
+        raise CarError(f"method '{m.name}' is not implemented; choose car or one of "
+                       f"{', '.join(PEER_METHODS + OTHER_METHODS)}.")
     if d.get("task", "semantic") != "semantic":
         raise CarError(f"method={m.name} segments semantic datasets only; dataset '{d.name}' is {d.task}.")
     post = cfg.get("postprocess") or {}
     if post.get("name", "none") != "none":
         raise CarError(f"postprocess={post.get('name')} refines CaR's masks only; run method={m.name} with "
                        f"postprocess=none (PAMR is method.pamr.enabled).")
+    if m.name == "groupvit":
+        return build_groupvit(cfg)
     classes = class_queries(d.name, list(d.class_names), m.class_names.get("dir"),
                             list(m.class_names.get("background_words") or []),
                             query_background=d.get("bg_protocol") is None)
@@ -49,7 +59,22 @@ def build_peer_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_c
                          pos_mode=m.pos_interpolation, precision=m.precision, text_cache=cfg.paths.get("cache_dir"))
 
 
-def run_notes(cfg: DictConfig, segmenter: PeerSegmenter) -> dict:
+def build_groupvit(cfg: DictConfig, device: str = "cpu") -> GroupViTSegmenter:
+    """GroupViT (conf/method/groupvit.yaml) with its own model; the backbone group is not used."""
+    m, d = cfg.method, cfg.dataset
+    config = m.model.get("config")
+    overrides = OmegaConf.to_container(config, resolve=True) if config is not None else {}
+    model = load_groupvit(m.model.get("pretrained"), overrides, device)
+    names = m.get("class_names")
+    classes = groupvit_classes(d.name, list(d.class_names), None if names is None else list(names),
+                               with_background=d.get("bg_protocol") is None)
+    geometry = scaled_geometry(m, int(model.config.vision_config.image_size))
+    return GroupViTSegmenter(model, classes, resolve_templates(m.templates), geometry,
+                             None if m.get("bg_thresh") is None else float(m.bg_thresh), int(m.top_k),
+                             float(m.logit_scale_max), precision=m.precision)
+
+
+def run_notes(cfg: DictConfig, segmenter: PeerSegmenter | GroupViTSegmenter) -> dict:
     """What metrics.json records about a peer run beyond CaR's fields."""
     return {"peer": {"method": segmenter.name, "class_names_source": segmenter.classes.source,
                      "num_queries": len(segmenter.classes.queries), "geometry": vars(segmenter.geometry).copy(),

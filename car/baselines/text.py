@@ -6,8 +6,10 @@ Line 1 of a with-background file is the background class, written as one word (C
 `background`) or as a list of stuff words (SCLIP, NACLIP). A file with one line fewer than the
 dataset's classes has no background line (VOC-20, Context-59): its lines are labels 1..K-1.
 `class_names.dir` names the folder of those files (../shared/data/class_names/<family> holds
-copies); without a file the dataset config's own class names are used, with the method's
-`background_words` as the background class when the dataset has one (its name source is logged).
+copies); without a file (ADE-847 and Context-459 have none: no peer evaluates them) the dataset
+config's own class names are used, split on commas into synonyms as the files are, with the
+method's `background_words` as the background class when the dataset has one (its name source is
+logged).
 
 Templates. Every query is embedded with the 80 ImageNet prompt templates of CLIP (the list
 open_clip ships, identical to the peers' `openai_imagenet_template`): the class embedding is the
@@ -33,7 +35,8 @@ log = logging.getLogger(__name__)
 IMAGENET_TEMPLATES: list[str] = [make("{}") for make in OPENAI_IMAGENET_TEMPLATES]  # 80, "{}" = class name
 # dataset config name -> the peers' name file for it
 NAMES_FILES = {"voc": "cls_voc21.txt", "voc20": "cls_voc20.txt", "context60": "cls_context60.txt",
-               "context59": "cls_context59.txt", "coco_object": "cls_coco_object.txt"}
+               "context59": "cls_context59.txt", "coco_object": "cls_coco_object.txt",
+               "coco_stuff": "cls_coco_stuff.txt", "cityscapes": "cls_city_scapes.txt", "ade150": "cls_ade20k.txt"}
 
 
 @dataclass
@@ -86,7 +89,7 @@ def class_queries(dataset_name: str, class_names: list[str], names_dir: str | No
                        f"point method.class_names.dir at the folder of the matching cls_*.txt files.")
     if path is not None:
         log.warning("peer name file %s not found: using the class names of the dataset config", path)
-    classes = [[name] for name in class_names[1:]]
+    classes = [[part.strip() for part in name.split(",") if part.strip()] or [name] for name in class_names[1:]]
     ids = list(range(1, num_classes))
     if query_background:
         if not background_words:

@@ -3,7 +3,8 @@
 Shared by the preparation scripts ``datasets/<name>/prepare.py`` (``datasets/`` itself is not a
 package, so that it never shadows HuggingFace ``datasets``). Standard library + numpy only.
 
-* ``md5_of`` / ``check_md5``: streamed digest of a download and the one-line mismatch error.
+* ``md5_of`` / ``check_md5``: streamed digest of a download and the one-line mismatch error
+  (``digest_of`` / ``check_digest`` for the hosts that publish another hash, e.g. sha1).
 * ``safe_extract_tar`` / ``safe_extract_zip``: check *every* member before writing anything and
   refuse the whole archive if one is unsafe: an absolute or drive-letter path, a ``..`` component,
   a symbolic or hard link (none of the official archives has one), a device or fifo.
@@ -35,23 +36,33 @@ class PrepareError(Exception):
 # -------------------------------------------------------------------------------------------- md5
 
 
-def md5_of(path: Path, chunk_size: int = CHUNK) -> str:
-    """md5 hex digest of a file, streamed in chunks (the archives are up to a few GB)."""
-    digest = hashlib.md5()  # noqa: S324 - integrity check against the published md5, not security
+def digest_of(path: Path, algorithm: str = "md5", chunk_size: int = CHUNK) -> str:
+    """Hex digest of a file (hashlib ``algorithm``), streamed in chunks (the archives are up to a few GB)."""
+    digest = hashlib.new(algorithm)  # integrity check against the published hash, not security
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk_size), b""):
             digest.update(block)
     return digest.hexdigest()
 
 
-def check_md5(path: Path, want: str, name: str) -> None:
-    """Raise PrepareError unless the file at ``path`` has md5 ``want`` (``name``: the official file name)."""
-    got = md5_of(path)
+def md5_of(path: Path, chunk_size: int = CHUNK) -> str:
+    """md5 hex digest of a file, streamed in chunks (the archives are up to a few GB)."""
+    return digest_of(path, "md5", chunk_size)
+
+
+def check_digest(path: Path, want: str, name: str, algorithm: str = "md5", skip_flag: str = "--skip-md5") -> None:
+    """Raise PrepareError unless the file at ``path`` has the published ``algorithm`` digest ``want``."""
+    got = digest_of(path, algorithm)
     if got != want:
         raise PrepareError(
-            f"md5 mismatch for {path}: got {got}, expected {want} for {name}; the download is corrupt or a different "
-            f"file (download it again, or pass --skip-md5 if intended)."
+            f"{algorithm} mismatch for {path}: got {got}, expected {want} for {name}; the download is corrupt or a "
+            f"different file (download it again, or pass {skip_flag} if intended)."
         )
+
+
+def check_md5(path: Path, want: str, name: str) -> None:
+    """Raise PrepareError unless the file at ``path`` has md5 ``want`` (``name``: the official file name)."""
+    check_digest(path, want, name, "md5")
 
 
 # ------------------------------------------------------------------------------------ member checks

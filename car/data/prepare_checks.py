@@ -1,0 +1,83 @@
+"""Checks shared by the preparation scripts of the image-folder benchmarks (datasets/<name>/prepare.py).
+
+ADE20K-150, ADE-847, Context-459, COCO-Stuff-171 and Cityscapes are each an image folder and a label
+folder; their scripts verify the same things: the expected number of images (a partial tree is
+refused unless --allow-subset), a label for every image, and for the decoded labels the file mode,
+the allowed values and the image's size. Every problem is one `PrepareError` line. Pillow + numpy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from car.data.archives import PrepareError, evenly_spaced
+
+TIF_MODES = ("I;16", "I;16L", "I;16B", "I;16N", "I")
+
+
+def require_dir(folder: Path, what: str, fix: str) -> None:
+    if not folder.is_dir():
+        raise PrepareError(f"{what} tree is incomplete: {folder} does not exist; {fix}.")
+
+
+def check_count(ids: Sequence[str], expected: int, what: str, where: Path, fix: str, allow_subset: bool) -> None:
+    """Refuse an empty folder always, and a count other than `expected` unless allow_subset."""
+    if not ids:
+        raise PrepareError(f"{where} holds no {what} images; {fix}.")
+    if len(ids) != expected and not allow_subset:
+        raise PrepareError(f"{what} is incomplete: {where} holds {len(ids)} of {expected} images; {fix}, or pass "
+                           f"--allow-subset to accept a deliberate subset.")
+
+
+def check_present(ids: Sequence[str], path_of: Callable[[str], Path], what: str, fix: str) -> None:
+    absent = [path_of(i) for i in ids if not path_of(i).is_file()]
+    if absent:
+        raise PrepareError(f"{what} are incomplete: {len(absent)} of {len(ids)} missing (first: {absent[0]}); {fix}.")
+
+
+def label_values(path: Path, modes: Sequence[str], what: str, fix: str) -> tuple[np.ndarray, tuple[int, int]]:
+    """The unique values and (width, height) of a label file of one of `modes`."""
+    try:
+        with Image.open(path) as label:
+            mode, size = label.mode, label.size
+            values = np.unique(np.asarray(label)) if mode in modes else None
+    except Exception as exc:  # noqa: BLE001 - any decoder error means a broken file
+        raise PrepareError(f"{what} label {path} cannot be read ({exc}); {fix}.") from exc
+    if values is None:
+        raise PrepareError(f"{what} label {path} has mode {mode!r}, expected {'/'.join(modes)}; {fix}.")
+    return values, size
+
+
+def image_size(path: Path, what: str, fix: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except Exception as exc:  # noqa: BLE001
+        raise PrepareError(f"{what} image {path} cannot be read ({exc}); {fix}.") from exc
+
+
+def check_labels(ids: Sequence[str], image_of: Callable[[str], Path], label_of: Callable[[str], Path], *,
+                 what: str, fix: str, modes: Sequence[str], allowed: Callable[[np.ndarray], np.ndarray],
+                 allowed_text: str, sample: int | None) -> int:
+    """Decode `sample` evenly spaced labels (all when None): mode, values (`allowed(values)` -> bool mask),
+    size equal to the image's. Returns how many were checked."""
+    checked = evenly_spaced(list(ids), sample)
+    for image_id in checked:
+        values, size = label_values(label_of(image_id), modes, what, fix)
+        bad = values[~allowed(values.astype(np.int64))]
+        if bad.size:
+            raise PrepareError(f"{what} label {label_of(image_id)} has values {bad[:10].tolist()} outside "
+                               f"{allowed_text}; {fix}.")
+        want = image_size(image_of(image_id), what, fix)
+        if size != want:
+            raise PrepareError(f"{what} label {label_of(image_id)} is {size[0]}x{size[1]} but its image "
+                               f"{image_of(image_id)} is {want[0]}x{want[1]}; {fix}.")
+    return len(checked)
+
+
+def sorted_stems(folder: Path, suffix: str) -> list[str]:
+    return sorted(p.name[: -len(suffix)] for p in folder.iterdir() if p.name.endswith(suffix) and p.is_file())

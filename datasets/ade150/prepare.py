@@ -1,0 +1,95 @@
+#!/usr/bin/env python
+"""Extract and verify ADE20K-150 (SceneParsing, ADEChallengeData2016) for car-bench.
+
+Usage::
+
+    # check the sha1, extract safely, verify
+    python datasets/ade150/prepare.py --data-root <dir> --zip /path/ADEChallengeData2016.zip
+    # verify an extracted tree (--sample N decodes N evenly spaced labels instead of all)
+    python datasets/ade150/prepare.py --data-root <dir>
+
+``<dir>`` holds (or will hold) ``ADEChallengeData2016/``, the folder car.data.ade.ADE20K reads
+(``paths.data_root``). Nothing is converted: the loader reads the official annotations (0 = other,
+1..150 = classes). Checks: exactly 2,000 validation images, an annotation for each, 'L' PNGs with
+values 0..150 of the size of their image. ``main()`` returns 0 (one ``OK:`` line) or 1 (one
+``error:`` line). See datasets/ade150/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from car.data.archives import PrepareError, check_digest, safe_extract_zip  # noqa: E402
+from car.data.prepare_checks import check_count, check_labels, check_present, require_dir, sorted_stems  # noqa: E402
+
+README = "datasets/ade150/README.md"
+ZIP_NAME = "ADEChallengeData2016.zip"
+ZIP_SHA1 = "219e1696abb36c8ba3a3afe7fb2f4b4606a897c7"  # GluonCV's ADE20K download script (sha1)
+SUBDIR = "ADEChallengeData2016"
+SPLIT = "validation"
+EXPECTED_IMAGES = 2000
+NUM_CLASSES = 150  # on disk 1..150, 0 = other
+
+
+def verify(data_root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
+    root = data_root / SUBDIR
+    fix = f"re-extract {ZIP_NAME} into {data_root} (see {README})"
+    image_dir, label_dir = root / "images" / SPLIT, root / "annotations" / SPLIT
+    require_dir(image_dir, "ADE20K-150", fix)
+    require_dir(label_dir, "ADE20K-150", fix)
+    ids = sorted_stems(image_dir, ".jpg")
+    check_count(ids, EXPECTED_IMAGES, "ADE20K-150 validation", image_dir, fix, allow_subset)
+    check_present(ids, lambda i: label_dir / f"{i}.png", "ADE20K-150 annotations", fix)
+    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}.png",
+                           what="ADE20K-150", fix=fix, modes=("L", "P"),
+                           allowed=lambda v: (v >= 0) & (v <= NUM_CLASSES), allowed_text=f"0..{NUM_CLASSES}",
+                           sample=sample)
+    subset = " (subset allowed)" if allow_subset else ""
+    return (f"OK: ADE20K-150 {SPLIT} at {root}: {len(ids)} images with annotations ({checked} labels checked){subset}; "
+            f"use paths.data_root={data_root}")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Extract (optionally) and verify ADE20K-150 for car-bench.")
+    parser.add_argument("--data-root", type=Path, required=True, help=f"folder that holds (or will hold) {SUBDIR}/")
+    parser.add_argument("--zip", type=Path, help=f"path to {ZIP_NAME}; sha1-checked and extracted into DATA_ROOT")
+    parser.add_argument("--skip-sha1", action="store_true", help="do not check the zip's sha1")
+    parser.add_argument("--allow-subset", action="store_true", help=f"accept fewer than {EXPECTED_IMAGES} images")
+    parser.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="decode only N evenly spaced labels when verifying (default: all)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.sample is not None and args.sample < 1:
+        parser.error("--sample must be a positive integer")
+    data_root = Path(args.data_root).expanduser()
+    try:
+        if args.zip is not None:
+            zip_path = Path(args.zip).expanduser()
+            if not zip_path.is_file():
+                raise PrepareError(f"zip not found: {zip_path}; download {ZIP_NAME} (see {README}).")
+            if not args.skip_sha1:
+                check_digest(zip_path, ZIP_SHA1, ZIP_NAME, "sha1", "--skip-sha1")
+            n = safe_extract_zip(zip_path, data_root, name=ZIP_NAME, readme=README, keep_prefix=f"{SUBDIR}/")
+            print(f"extracted {n} files of {zip_path} into {data_root}", file=sys.stderr)
+        summary = verify(data_root, allow_subset=args.allow_subset, sample=args.sample)
+    except PrepareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

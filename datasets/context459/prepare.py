@@ -1,0 +1,169 @@
+#!/usr/bin/env python
+"""Convert and verify Pascal Context-459 (all Pascal-Context classes) for car-bench, detectron2 layout.
+
+Usage::
+
+    # extract trainval.tar.gz into VOC2010, convert the 5,105 val images, verify
+    python datasets/context459/prepare.py --root <dir>/pascal_ctx_d2 --voc2010 <dir>/VOCdevkit/VOC2010 \
+        --tar /path/trainval.tar.gz
+    # convert from an extracted VOC2010/trainval/, then verify
+    python datasets/context459/prepare.py --root <dir>/pascal_ctx_d2 --voc2010 <dir>/VOCdevkit/VOC2010
+    # verify only
+    python datasets/context459/prepare.py --root <dir>/pascal_ctx_d2 --verify-only [--sample N]
+
+``--root`` is the loader's root (car.data.context459.PascalContext459). The split is the Pascal
+Context val list written by datasets/context/prepare.py (``VOC2010/ImageSets/SegmentationContext/
+val.txt``, 5,105 ids). Conversion (FC-CLIP's / ODISE's ``prepare_pascal_ctx_full_sem_seg.py``, the
+one CaR's data preparation follows): ``LabelMap`` of ``trainval/<id>.mat`` (uint16, 0 = unlabelled,
+1..459 = the classes of Pascal-Context's labels.txt) minus 1, with unlabelled written as 65535, as
+``annotations_ctx459/validation/<id>.tif``; the JPEG is copied to ``images/validation/<id>.jpg``.
+Reading .mat files needs scipy. ``main()`` returns 0 (one ``OK:`` line) or 1 (one ``error:`` line).
+See datasets/context459/README.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[2]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from car.data.archives import PrepareError, read_ids, safe_extract_tar  # noqa: E402
+from car.data.prepare_checks import (  # noqa: E402
+    TIF_MODES, check_count, check_labels, check_present, require_dir, sorted_stems,
+)
+
+README = "datasets/context459/README.md"
+TAR_NAME = "trainval.tar.gz"
+SPLIT = "validation"
+EXPECTED_IMAGES = 5105
+NUM_CLASSES = 459
+IGNORE = 65535
+
+
+def label_from_mat(label_map: np.ndarray) -> np.ndarray:
+    """Pascal-Context LabelMap (0 = unlabelled, 1..459) -> uint16 label (0..458, 65535 unlabelled)."""
+    label_map = np.asarray(label_map)
+    if label_map.ndim != 2:
+        raise ValueError(f"LabelMap has shape {label_map.shape}, expected 2-D")
+    bad = np.unique(label_map[(label_map < 0) | (label_map > NUM_CLASSES)])
+    if bad.size:
+        raise ValueError(f"LabelMap has values {bad[:10].tolist()} outside 0..{NUM_CLASSES}")
+    out = label_map.astype(np.int64) - 1
+    out[out < 0] = IGNORE
+    return out.astype(np.uint16)
+
+
+def read_label_map(mat_path: Path) -> np.ndarray:
+    try:
+        from scipy.io import loadmat
+    except ImportError as exc:
+        raise PrepareError(f"reading {mat_path} needs scipy ({exc}): pip install scipy (see {README}).") from None
+    try:
+        return loadmat(str(mat_path))["LabelMap"]
+    except Exception as exc:  # noqa: BLE001 - a broken or foreign .mat
+        raise PrepareError(f"{mat_path} has no readable LabelMap ({exc}); re-extract {TAR_NAME} (see {README}).") from exc
+
+
+def convert(root: Path, voc2010: Path, overwrite: bool = False, allow_subset: bool = False) -> int:
+    """Write images/validation and annotations_ctx459/validation for every val id; returns how many."""
+    split_file = voc2010 / "ImageSets" / "SegmentationContext" / "val.txt"
+    if not split_file.is_file():
+        raise PrepareError(f"{split_file} does not exist; prepare Pascal Context first with datasets/context/prepare.py "
+                           f"(see {README}).")
+    ids = read_ids(split_file)
+    if len(ids) != EXPECTED_IMAGES and not allow_subset:
+        raise PrepareError(f"{split_file} lists {len(ids)} of {EXPECTED_IMAGES} val ids; re-run datasets/context/"
+                           f"prepare.py (see {README}), or pass --allow-subset to accept a deliberate subset.")
+    mat_dir = voc2010 / "trainval"
+    missing = [i for i in ids if not (mat_dir / f"{i}.mat").is_file() or not (voc2010 / "JPEGImages" / f"{i}.jpg").is_file()]
+    if missing:
+        raise PrepareError(f"{len(missing)} of {len(ids)} val ids have no {mat_dir}/<id>.mat or JPEG (first: "
+                           f"{missing[0]}); extract {TAR_NAME} into {voc2010} (--tar) (see {README}).")
+    out_images, out_labels = root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT
+    out_images.mkdir(parents=True, exist_ok=True)
+    out_labels.mkdir(parents=True, exist_ok=True)
+    written = 0
+    for image_id in ids:
+        dst_image, dst_label = out_images / f"{image_id}.jpg", out_labels / f"{image_id}.tif"
+        if dst_image.is_file() and dst_label.is_file() and not overwrite:
+            continue
+        mat_path = mat_dir / f"{image_id}.mat"
+        try:
+            label = label_from_mat(read_label_map(mat_path))
+        except ValueError as exc:
+            raise PrepareError(f"{mat_path}: {exc}; it is not a Pascal-Context annotation (see {README}).") from exc
+        tmp = dst_label.with_name(dst_label.name + ".tmp")
+        Image.fromarray(label).save(tmp, format="TIFF")
+        os.replace(tmp, dst_label)
+        shutil.copyfile(voc2010 / "JPEGImages" / f"{image_id}.jpg", dst_image)
+        written += 1
+    return written
+
+
+def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
+    fix = f"run 'python datasets/context459/prepare.py --root {root} --voc2010 <VOC2010>' (see {README})"
+    image_dir, label_dir = root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT
+    require_dir(image_dir, "Pascal Context-459", fix)
+    require_dir(label_dir, "Pascal Context-459", fix)
+    ids = sorted_stems(image_dir, ".jpg")
+    check_count(ids, EXPECTED_IMAGES, "Pascal Context-459 val", image_dir, fix, allow_subset)
+    check_present(ids, lambda i: label_dir / f"{i}.tif", "Pascal Context-459 labels", fix)
+    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}.tif",
+                           what="Pascal Context-459", fix=fix, modes=TIF_MODES,
+                           allowed=lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
+                           allowed_text=f"0..{NUM_CLASSES - 1} and {IGNORE}", sample=sample)
+    subset = " (subset allowed)" if allow_subset else ""
+    return f"OK: Pascal Context-459 {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description="Convert (optionally) and verify Pascal Context-459 for car-bench.")
+    parser.add_argument("--root", type=Path, required=True, help="the pascal_ctx_d2 folder (written here)")
+    parser.add_argument("--voc2010", type=Path, help="the VOCdevkit/VOC2010 folder (JPEGImages, the Context val "
+                                                     "split, trainval/*.mat)")
+    parser.add_argument("--tar", type=Path, help=f"path to {TAR_NAME}, extracted into VOC2010 first")
+    parser.add_argument("--verify-only", action="store_true", help="do not extract or convert, only verify")
+    parser.add_argument("--overwrite", action="store_true", help="re-convert ids that already have outputs")
+    parser.add_argument("--allow-subset", action="store_true", help=f"accept fewer than {EXPECTED_IMAGES} images")
+    parser.add_argument("--sample", type=int, default=None, metavar="N",
+                        help="decode only N evenly spaced labels when verifying (default: all)")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.sample is not None and args.sample < 1:
+        parser.error("--sample must be a positive integer")
+    if args.verify_only and (args.tar or args.overwrite or args.voc2010):
+        parser.error("--verify-only cannot be combined with --voc2010, --tar or --overwrite")
+    if not args.verify_only and args.voc2010 is None:
+        parser.error("converting needs --voc2010 (or pass --verify-only)")
+    root = Path(args.root).expanduser()
+    try:
+        if args.tar is not None:
+            n = safe_extract_tar(Path(args.tar).expanduser(), Path(args.voc2010).expanduser(), name=TAR_NAME,
+                                 readme=README)
+            print(f"extracted {n} members of {args.tar} into {args.voc2010}", file=sys.stderr)
+        if not args.verify_only:
+            n = convert(root, Path(args.voc2010).expanduser(), overwrite=args.overwrite, allow_subset=args.allow_subset)
+            print(f"converted {n} val image(s)", file=sys.stderr)
+        summary = verify(root, allow_subset=args.allow_subset, sample=args.sample)
+    except PrepareError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
