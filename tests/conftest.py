@@ -48,6 +48,19 @@ def needs_shared_data(part: str = "VOCdevkit/VOC2012"):
     return pytest.mark.skipif(not has_shared_data(part), reason=SHARED_DATA_REASON)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `gpu` skip without CUDA (benchmarks/device_check.sh runs them on a GPU machine)."""
+    gpu_items = [item for item in items if item.get_closest_marker("gpu")]
+    if not gpu_items:
+        return
+    import torch
+
+    if not torch.cuda.is_available():
+        skip = pytest.mark.skip(reason="needs CUDA (a GPU test: benchmarks/device_check.sh runs these)")
+        for item in gpu_items:
+            item.add_marker(skip)
+
+
 @pytest.fixture(scope="session")
 def shared_data() -> Path:
     return require_shared_data()

@@ -128,6 +128,13 @@ def test_groupvit_does_not_load_the_backbone(tmp_path, monkeypatch):
     assert metrics["num_images"] == 1
 
 
+def test_the_backbone_weights_are_not_required():
+    """The dataset configs name the CaR backbone pair (OpenAI weights, absent offline): GroupViT needs none of it."""
+    from car.inputs import check_inputs
+
+    check_inputs(compose(["method=groupvit", "dataset=voc", f"paths.data_root={SHARED_DATA}"]))
+
+
 def test_missing_weights_are_one_sentence(tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))

@@ -66,6 +66,11 @@ class ClipModel:
     def device(self) -> torch.device:
         return next(self.model.parameters()).device
 
+    @property
+    def dtype(self) -> torch.dtype:
+        """The visual tower's weight dtype: float32, or float16 in the fp16-weights mode (Q32)."""
+        return next(p for p in self.model.visual.parameters() if p.is_floating_point()).dtype
+
 
 def register_model_configs() -> None:
     """Make our own architectures (the tiny CLIP) known to open_clip by name."""

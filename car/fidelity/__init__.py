@@ -58,9 +58,14 @@ def config_checks(case: GoldenCase, cfg, segmenter) -> list[Check]:
     return checks
 
 
-def check_case(case: GoldenCase, weights: Path, modes=("config", "TF", "E2E")) -> list[Check]:
-    """Every check of one case."""
-    cfg, segmenter = build_case(case, weights)
+def check_case(case: GoldenCase, weights: Path, modes=("config", "TF", "E2E"), device: str = "cpu",
+               precision: str = "fp32") -> list[Check]:
+    """Every check of one case. `device` (e.g. "cuda") and `precision` (car.precision) change where
+    and how our CaR runs for the config and end-to-end checks; the teacher-forced ones feed the
+    official float32 CPU tensors to the stages, so they run on the CPU in float32 only."""
+    if "TF" in modes and (str(device) != "cpu" or precision != "fp32"):
+        raise ValueError("teacher-forced golden checks run on the CPU in fp32; use modes=('config', 'E2E')")
+    cfg, segmenter = build_case(case, weights, device, precision)
     checks = config_checks(case, cfg, segmenter) if "config" in modes else []
     if "TF" in modes:
         for run in case.runs:

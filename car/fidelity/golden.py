@@ -138,10 +138,11 @@ def golden_weights(root: Path, cache: Path) -> Path:
     return path
 
 
-def case_config(case: GoldenCase, weights: Path):
+def case_config(case: GoldenCase, weights: Path, extra=()):
     """Our composed config for the case: the official run's dataset profile, both CLIPs = the
     golden file (the official runs used this one ViT-B/16 for both). Text embeddings are cached
-    beside the weights, so the cases share the class names and templates they have in common."""
+    beside the weights, so the cases share the class names and templates they have in common.
+    `extra`: more overrides (e.g. car.precision=fp16_weights for the device check)."""
     from car.config import compose
 
     profile = PROFILES[Path(case.meta["config"]).name]
@@ -150,26 +151,34 @@ def case_config(case: GoldenCase, weights: Path):
                  "logger=none"]
     if case.name.startswith("c2"):
         overrides.append(f"car.theta={case.thresholds()['theta']}")  # c2 overrides θ to 0.17
-    cfg = compose(overrides, output_dir=str(weights.parent / "unused_run_dir"))
+    cfg = compose(overrides + list(extra), output_dir=str(weights.parent / "unused_run_dir"))
     if case.kind == "semantic":  # the case's own class list, labels 1..N in that order
         OmegaConf.update(cfg, "dataset.queries", case.queries(Run("main", "")), force_add=True)
     return cfg
 
 
-@lru_cache(maxsize=2)
-def golden_clip(weights: str):
-    """Our ClipModel from the golden file, through the normal checkpoint path (loaded once)."""
+def golden_clip(weights: str, device: str = "cpu", fp16_weights: bool = False):
+    """Our ClipModel from the golden file, through the normal checkpoint path (loaded once per
+    device and weight dtype; the file's values are float16, so fp16_weights casts losslessly)."""
+    return _golden_clip(str(weights), str(device), bool(fp16_weights))
+
+
+@lru_cache(maxsize=4)
+def _golden_clip(weights: str, device: str, fp16_weights: bool):
     from car.clip.load import load_clip
+    from car.clip.precision import to_fp16_weights
 
-    return load_clip({"arch": "ViT-B-16", "pretrained": weights, "quick_gelu": True}, "cpu", role="proposal")
+    clip = load_clip({"arch": "ViT-B-16", "pretrained": weights, "quick_gelu": True}, device, role="proposal")
+    return to_fp16_weights(clip) if fp16_weights else clip
 
 
-def build_case(case: GoldenCase, weights: Path):
+def build_case(case: GoldenCase, weights: Path, device: str = "cpu", precision: str = "fp32"):
     """(config, segmenter) for the case: `build_segmenter` on our composed config, with the golden
-    CLIP loaded once per process through `load_clip` (both backbone entries name that file)."""
+    CLIP loaded once per process through `load_clip` (both backbone entries name that file).
+    `device`, `precision` (car.precision): where and how CaR runs (the golden runs: CPU, fp32)."""
     from car.build import build_segmenter
 
-    cfg = case_config(case, weights)
+    cfg = case_config(case, weights, [f"car.precision={precision}"] if precision != "fp32" else [])
     assert cfg.backbone.proposal == cfg.backbone.classifier
-    clip = golden_clip(str(weights))
+    clip = golden_clip(str(weights), str(device), precision == "fp16_weights")
     return cfg, build_segmenter(cfg, clip, clip)

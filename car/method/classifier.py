@@ -76,7 +76,7 @@ class MaskClassifier:
         out = []
         for start in range(0, len(images), self.batch_size):
             batch = torch.stack([classifier_preprocess(im, self.clip) for im in images[start : start + self.batch_size]])
-            out.append(encode_cls(self.clip.visual, batch.to(self.clip.device), self.skip_last_block,
+            out.append(encode_cls(self.clip.visual, batch.to(self.clip.device, self.clip.dtype), self.skip_last_block,
                                   self.posemb_fp16_round).float())
         return torch.cat(out)
 
@@ -97,5 +97,4 @@ class MaskClassifier:
     def score(self, images: list[np.ndarray], texts: list[list[str]]) -> torch.Tensor:
         """Scores from an explicit text table texts[t][j] (template t, query j). -> [K] diagonal."""
         q = double_softmax_scores(self.encode_images(images), self.text_table(texts), self.clip.logit_scale)  # [K, J]
-        k = len(images)
-        return q[torch.arange(k), torch.arange(k)].float().cpu()
+        return torch.diagonal(q).float().cpu()  # q[k, k]: image k against its own query (J >= K)

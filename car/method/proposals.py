@@ -41,7 +41,7 @@ def preprocess(image: np.ndarray, clip: ClipModel) -> torch.Tensor:
     x = torch.from_numpy(np.asarray(resized, dtype=np.float32) / 255.0).permute(2, 0, 1)
     mean = torch.tensor(clip.mean).view(3, 1, 1)
     std = torch.tensor(clip.std).view(3, 1, 1)
-    return ((x - mean) / std).unsqueeze(0).to(clip.device)
+    return ((x - mean) / std).unsqueeze(0).to(clip.device, clip.dtype)  # float16 in the fp16-weights mode
 
 
 def minmax(x: torch.Tensor, dim: int = -1, eps: float = 1e-15) -> torch.Tensor:
@@ -71,7 +71,10 @@ def box_mask(cam: np.ndarray, lam: float, clamp: str = "official") -> np.ndarray
 
 
 def affinity(attn_maps: list[torch.Tensor]) -> torch.Tensor:
-    """§3.4 steps 1-3: mean attention -> Sinkhorn balancing (3 rounds) -> symmetrise -> square. [N, N]."""
+    """§3.4 steps 1-3: mean attention -> Sinkhorn balancing (3 rounds) -> symmetrise -> square. [N, N].
+
+    The maps are averaged in their own dtype (float16 in the fp16-weights mode, as the official code
+    averages its stacked float16 maps), the rest in float32."""
     s = torch.stack(attn_maps).mean(0).float()  # [N, N]
     for _ in range(3):
         s = s / s.sum(dim=0, keepdim=True)  # columns
@@ -145,13 +148,14 @@ class ProposalGenerator:
         """
         last = self.clip.visual.transformer.resblocks[-1]
         k = texts.shape[0]
+        texts = texts.to(self.clip.dtype)  # fp16-weights mode: the gradCAM softmax in float16 (no-op otherwise)
         with torch.enable_grad():
             z = last.ln_1(enc.x).detach().requires_grad_(True)  # hooked activation Z, [1, 1+N, C]
             v, attn = self.image_feature(enc, z)  # patch-mean embedding [1, D]
-            prob = self.cam_probs(v, texts)[torch.arange(k), target]  # p_k of each query's own text, [K]
+            prob = self.cam_probs(v, texts)[torch.arange(k, device=v.device), target]  # p_k of own text, [K]
             eye = torch.eye(k, dtype=prob.dtype, device=prob.device)  # cotangent k selects p_k
             (grad,) = torch.autograd.grad(prob, z, grad_outputs=eye, is_grads_batched=True)  # [K, 1, 1+N, C]
-        zp, gp = z.detach()[:, 1:], grad[:, 0, 1:]  # drop CLS: [1, N, C], [K, N, C]
+        zp, gp = z.detach()[:, 1:].float(), grad[:, 0, 1:].float()  # drop CLS: [1, N, C], [K, N, C] (float32)
         weights = gp.mean(dim=1, keepdim=True)  # channel weights a_d, [K, 1, C]
         cam = (weights * zp).sum(dim=-1).clamp_min(0)  # [K, N]
         cam = minmax(minmax(cam).clamp_min(0))
@@ -175,7 +179,8 @@ class ProposalGenerator:
             cams.append(cam)
         cams = torch.cat(cams).float()  # [K, h, w]
         with torch.autocast(cams.device.type, enabled=False):  # the refinement always runs in fp32
-            s = affinity([a.float() for a in enc.trunk_attn + [last_attn]])  # [N, N]
+            # float32 maps, or float16 ones in the fp16-weights mode (averaged in float16 there, Q32)
+            s = affinity([a.to(self.clip.dtype) for a in enc.trunk_attn + [last_attn]])  # [N, N]
             return self._refine(cams, s, enc)
 
     def cams(self, enc, queries, background, idx: torch.Tensor, compete: bool):
@@ -196,7 +201,12 @@ class ProposalGenerator:
         return cam, attn
 
     def _refine(self, cams: torch.Tensor, s: torch.Tensor, enc: ImageEncoding) -> np.ndarray:
-        """§3.4 steps 4-6: box mask, affinity propagation, min-max, bilinear upsample to H x W."""
+        """§3.4 steps 4-6: box mask, affinity propagation, min-max, bilinear upsample to H x W.
+
+        On a GPU the CAMs [K, h, w] and the refined maps [K, h, w] come to the host here, once per
+        step: the box masks are OpenCV's contours and the upsampling is OpenCV's INTER_LINEAR (both
+        as the official code, golden-tested), and the visual prompts that follow are drawn with
+        OpenCV on the host anyway, so an on-device resize would only move K x H x W floats instead."""
         boxes = np.stack([box_mask(c, self.lam, self.box_clamp) for c in cams.cpu().numpy()])  # [K, h, w]
         return upsample(minmax_maps(propagate(cams, boxes, s)), enc.size)
 

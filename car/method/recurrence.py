@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from car.clip.precision import to_fp16_weights
 from car.method.classifier import MaskClassifier
 from car.method.prompts import VisualPrompt
 from car.method.proposals import ProposalGenerator
@@ -58,6 +59,8 @@ class CarResult:
 
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # mixed precision (Q32)
+FP16_WEIGHTS = "fp16_weights"  # the official CUDA mode (Q32): weights and activations float16, no autocast
+PRECISIONS = (*AUTOCAST_DTYPES, FP16_WEIGHTS)  # car.precision
 
 
 def prune(scores: torch.Tensor, theta: float) -> list[int]:
@@ -87,8 +90,10 @@ class CaR:
             CRF). "correct": return the previous step whole (its maps, queries and scores). At
             step 1 there is no previous map (the official code would crash later); both keep the
             zero maps.
-        precision: "fp32", or "bf16"/"fp16" autocast of both CLIPs (mainly for GPUs; official CUDA
-            runs were fp16, quirk Q32).
+        precision: "fp32"; "bf16"/"fp16": autocast of both CLIPs (float32 weights; GPU speed);
+            "fp16_weights": the official CUDA mode (quirk Q32): both CLIPs' weights are cast to
+            float16 IN PLACE here and the towers run in float16, gradCAM backward included
+            (car/clip/precision.py says what stays float32).
         char_filter_bug: quirk Q35 (referring configs, no template list): from step 2 on the official
             code filters the flat classifier string list as if it were per-template lists, so the
             classifier sees, for every ORIGINAL expression t, the characters of
@@ -111,16 +116,39 @@ class CaR:
         self.legacy_unfiltered_templates = legacy_unfiltered_templates
         self.compete = compete
         self.char_filter_bug = char_filter_bug
-        if precision not in AUTOCAST_DTYPES:
-            raise ValueError(f"car.precision must be one of {sorted(AUTOCAST_DTYPES)}, got {precision!r}")
+        if precision not in PRECISIONS:
+            raise ValueError(f"car.precision must be one of {list(PRECISIONS)}, got {precision!r}")
         self.precision = precision
+        self._set_weights_dtype()
         if zero_step not in ("official", "correct"):
             raise ValueError(f"car.quirks.zero_step must be 'official' or 'correct', got {zero_step!r}")
         self.zero_step = zero_step
         self.keep_arrays = False  # True: every StepTrace keeps its maps and prompted images (golden tests)
 
+    def _clips(self) -> list:
+        clips = (getattr(self.proposals, "clip", None), getattr(self.classifier, "clip", None))
+        return list({id(c): c for c in clips if c is not None and hasattr(c, "model")}.values())
+
+    def _set_weights_dtype(self) -> None:
+        """fp16_weights: cast both CLIPs to float16 (in place); other modes need float32 weights."""
+        if self.precision == FP16_WEIGHTS:
+            for clip in self._clips():
+                to_fp16_weights(clip)
+        self._check_weights_dtype()
+
+    def _check_weights_dtype(self) -> None:
+        """One sentence instead of a dtype clash deep in a tower (e.g. CLIPs shared with a CaR in the other mode)."""
+        want = torch.float16 if self.precision == FP16_WEIGHTS else torch.float32
+        for clip in self._clips():
+            if clip.dtype != want:
+                have = str(clip.dtype).replace("torch.", "")
+                raise ValueError(f"car.precision={self.precision} needs {str(want).replace('torch.', '')} CLIP "
+                                 f"weights, but {clip.arch}'s are {have} (CLIPs shared with a CaR built with "
+                                 f"another precision? fp16_weights casts them in place).")
+
     def __call__(self, image: np.ndarray, queries: list[str], background_words=None, prompt_types=None) -> CarResult:
-        dtype = AUTOCAST_DTYPES[self.precision]
+        self._check_weights_dtype()
+        dtype = AUTOCAST_DTYPES.get(self.precision)  # None: no autocast (fp32, fp16_weights)
         device = getattr(getattr(self.proposals, "clip", None), "device", torch.device("cpu"))
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             return self._run(image, queries, background_words, prompt_types)

@@ -8,6 +8,8 @@ check that both paths give the same masks and scores:
   included) and one backward, exactly one gradCAM per pass.
 * `ReferenceMaskClassifier`: for every template, every prompted image re-encoded alone, and
   the text embeddings computed without a cache.
+* `UncachedTextEncoder`: the proposal texts (queries, background words) embedded anew at every
+  call, as the official code does for every image.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import torch.nn.functional as F
 from car.clip.surgery import encode_cls
 from car.method.classifier import MaskClassifier, classifier_preprocess
 from car.method.proposals import ProposalGenerator, affinity
+from car.method.text import TextEncoder
 
 
 class ReferenceProposalGenerator(ProposalGenerator):
@@ -30,8 +33,9 @@ class ReferenceProposalGenerator(ProposalGenerator):
             idx = torch.tensor([k], device=queries.device)
             cam, last_attn = self.cams(fresh, queries, background, idx, compete)
             cams.append(cam)
-        cams = torch.cat(cams)
-        return self._refine(cams, affinity(enc.trunk_attn + [last_attn]), enc)
+        cams = torch.cat(cams).float()
+        with torch.autocast(cams.device.type, enabled=False):  # as the batched path: refinement in fp32
+            return self._refine(cams, affinity([a.to(self.clip.dtype) for a in enc.trunk_attn + [last_attn]]), enc)
 
 
 class ReferenceMaskClassifier(MaskClassifier):
@@ -42,7 +46,8 @@ class ReferenceMaskClassifier(MaskClassifier):
                 tokens = self.clip.tokenizer(row).to(self.clip.device)
                 text_emb = F.normalize(self.clip.model.encode_text(tokens).float(), dim=-1)  # [J, D]
                 image_emb = torch.cat([
-                    encode_cls(self.clip.visual, classifier_preprocess(im, self.clip)[None].to(self.clip.device),
+                    encode_cls(self.clip.visual,
+                               classifier_preprocess(im, self.clip)[None].to(self.clip.device, self.clip.dtype),
                                self.skip_last_block, self.posemb_fp16_round).float()
                     for im in images
                 ])  # [K, D]: one forward per mask and template (official Q4)
@@ -50,3 +55,11 @@ class ReferenceMaskClassifier(MaskClassifier):
         q = summed if len(texts) == 1 else summed.softmax(dim=-1)
         k = len(images)
         return q[torch.arange(k), torch.arange(k)].float().cpu()
+
+
+class UncachedTextEncoder(TextEncoder):
+    """A TextEncoder that forgets: every call embeds its texts again (no memory or disk cache)."""
+
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        self._cache.clear()
+        return super().__call__(texts)
