@@ -1,9 +1,9 @@
 """Evaluate CaR on a dataset: `python evaluate.py dataset=voc backbone=vitb16` (see conf/).
 
-The same command as the installed `car-evaluate`: the Hydra main is car/cli.py's.
+The same command as the installed `car-evaluate`: the Hydra main is car/run/cli.py's.
 """
 
-from car.cli import main
+from car.run.cli import main
 
 if __name__ == "__main__":
     main()

@@ -41,13 +41,13 @@ sys.path.insert(0, str(REPO))
 
 from car.clip.load import load_clip  # noqa: E402
 from car.data.common import read_rgb  # noqa: E402
-from car.method.classifier import MaskClassifier  # noqa: E402
-from car.method.postprocess import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
-from car.method.prompts import VisualPrompt  # noqa: E402
-from car.method.proposals import ProposalGenerator  # noqa: E402
-from car.method.recurrence import CaR, FP16_WEIGHTS, PRECISIONS  # noqa: E402
-from car.method.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
-from car.method.text import TextEncoder  # noqa: E402
+from car.methods.car.classifier import MaskClassifier  # noqa: E402
+from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
+from car.methods.car.prompts import VisualPrompt  # noqa: E402
+from car.methods.car.proposals import ProposalGenerator  # noqa: E402
+from car.methods.car.recurrence import CaR, FP16_WEIGHTS, PRECISIONS  # noqa: E402
+from car.methods.car.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
+from car.methods.car.text import TextEncoder  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("CAR_SHARED_DATA") or REPO.parent / "shared" / "data")  # as tests/conftest.py
 VOC_DIR = SHARED_DATA / "VOCdevkit" / "VOC2012" / "JPEGImages"
@@ -56,7 +56,7 @@ VOC_QUERIES = ["aeroplane", "bicycle", "bird avian", "boat", "bottle", "bus", "c
                "diningtable", "dog", "horse", "motorbike", "person with clothes,people,human", "pottedplant",
                "sheep", "sofa", "train", "tvmonitor screen"]
 REFERENCE_NOTE = (
-    "The reference is car/method/reference.py run in the same process: our stages with the official code's loop "
+    "The reference is car/methods/car/reference.py run in the same process: our stages with the official code's loop "
     "structure (per query one full visual-tower forward, trunk included, and one gradCAM backward; per classifier "
     "template every prompted image re-encoded alone; every text - queries, background words, filled templates - "
     "embedded anew for every image). It gives the same masks and scores (checked below). It is not the official "
@@ -241,11 +241,11 @@ def memory_curve(args) -> list[dict]:
 
 
 def crf_overlap(args, proposal_clip, classifier_clip, images, precision: str) -> dict:
-    """The production pipeline (car/predictor.py) with the dense CRF in `--crf-workers` processes vs in the
+    """The production pipeline (car/run/predictor.py) with the dense CRF in `--crf-workers` processes vs in the
     main process, on the same images; both after one warm-up image (text caches, worker start-up)."""
-    from car.method.segmenter import QueryPass, SemanticCaR
+    from car.methods.car.segmenter import QueryPass, SemanticCaR
     from car.metrics import ConfusionMatrix
-    from car.predictor import CarPredictor
+    from car.run.predictor import CarPredictor
 
     queries = queries_for(args.queries)
     timer = StageTimer(args.device)
@@ -351,7 +351,7 @@ def main() -> None:
     p.add_argument("--image", type=Path, default=VOC_IMAGE)
     p.add_argument("--scale", type=float, default=1.0, help="shrink the images by this factor (tiny runs)")
     p.add_argument("--no-reference", action="store_true", help="time only the batched path")
-    p.add_argument("--crf-workers", type=int, default=0, help="also time the CRF pool of car/predictor.py")
+    p.add_argument("--crf-workers", type=int, default=0, help="also time the CRF pool of car/run/predictor.py")
     p.add_argument("--memory-curve", default="", help="comma-separated query counts, e.g. 5,10,20,40,80")
     p.add_argument("--threads", type=int, default=0)
     p.add_argument("--name", default="")

@@ -28,7 +28,7 @@ def one_pass(pixels: int, chunk: int) -> dict:
 
     sys.path.insert(0, str(REPO))
     from car.clip.load import load_clip
-    from car.method.proposals import ProposalGenerator
+    from car.methods.car.proposals import ProposalGenerator
 
     torch.manual_seed(0)
     clip = load_clip({"arch": "ViT-B-16", "pretrained": None, "quick_gelu": True})

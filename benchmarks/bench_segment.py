@@ -71,7 +71,7 @@ def run_setting(name: str, count: int, threads: int | None, device: str) -> dict
     with tempfile.TemporaryDirectory(prefix="bench-segment-") as tmp:
         images = make_images(Path(tmp) / "in", count)
         out = Path(tmp) / "out"
-        cmd = [sys.executable, "-m", "car.segment", str(images[0].parent), "--texts", setting["texts"],
+        cmd = [sys.executable, "-m", "car.apps.segment", str(images[0].parent), "--texts", setting["texts"],
                "--out", str(out), "--device", device] + setting["args"]
         env = {**os.environ, "HF_HUB_OFFLINE": "1"}
         if threads:

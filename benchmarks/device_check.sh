@@ -15,7 +15,7 @@
 #   bench      benchmarks/bench_car.py, ViT-B/16 proposals + ViT-L/14 classifier, 20 VOC classes on
 #              ~500x375 VOC images, random weights: images/s, ms per stage (first image and steady
 #              state), peak memory, in fp32, fp16 autocast and fp16_weights; the per-query reference
-#              path on one steady image; the CRF worker pool of car/predictor.py overlapping the GPU work
+#              path on one steady image; the CRF worker pool of car/run/predictor.py overlapping the GPU work
 #   golden     the six golden cases end to end on the device, fp32 then fp16_weights, decisions vs the
 #              official CPU run (benchmarks/device_check.py golden; full size only: on the CPU
 #              tests/test_golden.py does this); last, with the time left

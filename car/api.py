@@ -13,9 +13,9 @@
 The profile is a dataset config of conf/dataset/ (voc, coco_object, context59, ...: the paper's η,
 θ, λ, visual prompts and background words for that kind of picture, and its default backbone) or
 `shapes`, the offline default on the embedded tiny CLIP. The config is composed, validated and built
-exactly as `evaluate.py` does (car.config.compose, car.settings.validate, car.build); the phrases
+exactly as `evaluate.py` does (car.config.compose, car.settings.validate, car.run.build); the phrases
 are one query pass with label ids 1..K. Images above `car.max_pixels` run on a shrunk copy and the
-label map comes back at full size (car/pixel_budget.py).
+label map comes back at full size (car/methods/pixel_budget.py).
 """
 
 from __future__ import annotations
@@ -213,7 +213,7 @@ class CarSegmenter:
                  backbone: str | None = None, overrides=(), weights: str | None = None):
         import torch
 
-        from car.build import build_segmenter, load_backbones
+        from car.run.build import build_segmenter, load_backbones
 
         self.cfg = check_config(cfg)
         self.profile, self.backbone_name, self.weights = profile or cfg.dataset.name, backbone, weights
@@ -260,7 +260,7 @@ class CarSegmenter:
                 "overrides": list(self.overrides), "device": str(self.device)}
 
     def __call__(self, image, texts) -> Segmentation:
-        from car.method.segmenter import QueryPass
+        from car.methods.car.segmenter import QueryPass
 
         start = time.perf_counter()
         phrases = clean_phrases(texts)

@@ -1,7 +1,7 @@
 """Content hashes that identify inputs (weights files) in run keys and caches.
 
-Shared by the prediction store (car/store.py: a run's key) and the SAM mask cache
-(car/sam/generator.py: which SAM weights made a mask), so neither imports the other.
+Shared by the prediction store (car/run/store.py: a run's key) and the SAM mask cache
+(car/postprocess/sam/generator.py: which SAM weights made a mask), so neither imports the other.
 """
 
 from __future__ import annotations

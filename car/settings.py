@@ -24,11 +24,11 @@ from omegaconf.errors import MissingMandatoryValue, OmegaConfBaseException
 
 from car.errors import CarError
 
-# The visual prompt types (car.method.prompts.PROMPT_ORDER, kept equal by tests/test_settings.py;
+# The visual prompt types (car.methods.car.prompts.PROMPT_ORDER, kept equal by tests/test_settings.py;
 # not imported so that validation never imports torch).
 PROMPT_TYPES = ("blur", "gray", "black", "circle", "rectangle", "contour")
 METHODS = ("car", "maskclip", "sclip", "clearclip", "naclip", "groupvit")  # conf/method/*.yaml
-ATTENTION_KINDS = ("qk", "value", "csa", "qq", "kk_gaussian")  # car.baselines.attention
+ATTENTION_KINDS = ("qk", "value", "csa", "qq", "kk_gaussian")  # car.methods.peers.attention
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast (peer methods; CaR too)
 CAR_PRECISIONS = (*PRECISIONS, "fp16_weights")  # + the official CUDA mode (Q32, car/clip/precision.py)
 SEED_MAX = 2**32 - 1  # Lightning's seed_everything takes an unsigned 32-bit seed

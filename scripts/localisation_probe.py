@@ -31,11 +31,11 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.build import build_car, build_dataset, load_backbones
+from car.run.build import build_car, build_dataset, load_backbones
 from car.clip.surgery import embed_tokens, project, run_blocks
 from car.config import compose
-from car.method.proposals import preprocess
-from car.method.text import origami
+from car.methods.car.proposals import preprocess
+from car.methods.car.text import origami
 
 
 def peak_inside(score: np.ndarray, mask: np.ndarray) -> bool:

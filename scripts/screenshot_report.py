@@ -30,7 +30,7 @@ def screenshot(report: str | Path, out: str | Path, width: int = 1280, height: i
     if report.is_dir():
         report = report / "report.html"
     if not report.is_file():
-        raise SystemExit(f"error: {report} not found (python -m car.report_html RUN_DIR writes it)")
+        raise SystemExit(f"error: {report} not found (python -m car.reporting.report_html RUN_DIR writes it)")
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory() as profile:  # a fresh profile: no lock shared with other runs
         cmd = [browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",

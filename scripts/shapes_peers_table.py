@@ -4,9 +4,9 @@ methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP) on the offline shapes world with th
     python scripts/shapes_peers_table.py                  # 200 val images + the CI subset
     python scripts/shapes_peers_table.py --num-images 50  # quicker; writes shapes_peers_50.* instead
 
-Every row is one `python -m car.compare` run (dataset=shapes backbone=tiny, one `evaluate` per
+Every row is one `python -m car.reporting.compare` run (dataset=shapes backbone=tiny, one `evaluate` per
 method). The CI subset (fewer images, every method) is stored as expected values and re-run by
-tests/test_shapes_peers_table.py, checked through `python -m car.report` within the tolerance.
+tests/test_shapes_peers_table.py, checked through `python -m car.reporting.report` within the tolerance.
 The peers' input sizes are their papers' values scaled to the tiny CLIP's 64-px training size.
 """
 
@@ -24,7 +24,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.compare import METHODS, markdown, run_methods
+from car.reporting.compare import METHODS, markdown, run_methods
 
 CI_IMAGES = 40
 CI_TOLERANCE = 1.0  # mIoU points: CPU float differences across machines move a few pixels, not points
@@ -36,7 +36,7 @@ def expected_key(method: str) -> str:
 
 
 def run(num_images: int, runs_dir: Path) -> list[dict]:
-    """Every method on the first `num_images` shapes val images; each run keyed for car.report."""
+    """Every method on the first `num_images` shapes val images; each run keyed for car.reporting.report."""
     return run_methods(BASE + [f"dataset.loader.num_images={num_images}"], list(METHODS), runs_dir,
                        per_method=lambda m: [f"dataset.published_key={expected_key(m)}"])
 
@@ -65,7 +65,7 @@ def main() -> None:
     expected = {"semantic": {expected_key(r["method"]): {"miou": round(r["all_rules"][rule], 2), "tolerance": CI_TOLERANCE}
                              for r in ci}}
     header = (f"# Expected mIoU ({rule}) of every method on the first {CI_IMAGES} shapes val images, backbone=tiny,\n"
-              f"# written by {command}. Checked by tests/test_shapes_peers_table.py through `python -m car.report`.\n")
+              f"# written by {command}. Checked by tests/test_shapes_peers_table.py through `python -m car.reporting.report`.\n")
     (args.out / f"{name}_expected.yaml").write_text(header + yaml.safe_dump(expected, sort_keys=False))
     md = [markdown(full, "shapes", command).replace("# Methods compared on shapes",
                                                     "# CaR and its peers in miniature: the shapes world"),

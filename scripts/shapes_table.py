@@ -22,7 +22,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, expected_key, markdown_table, run_variants  # noqa: E402
+from car.reporting.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, expected_key, markdown_table, run_variants  # noqa: E402
 
 CI_IMAGES = 40
 CI_TOLERANCE = 1.0  # mIoU points: CPU float differences across machines move a few pixels, not points
@@ -45,10 +45,10 @@ def main() -> None:
                "minutes": round((time.time() - start) / 60, 1)}
     name = "shapes" if args.num_images == 200 else f"shapes_{args.num_images}"
     (args.out / f"{name}.json").write_text(json.dumps(payload, indent=2))
-    # the CI subset as expected values for `python -m car.report <dir> --published results/shapes_expected.yaml`
+    # the CI subset as expected values for `python -m car.reporting.report <dir> --published results/shapes_expected.yaml`
     expected = {"semantic": {expected_key(r["variant"]): {"miou": r["miou"], "tolerance": CI_TOLERANCE} for r in ci}}
     header = (f"# Expected mIoU of the shapes CI subset ({CI_IMAGES} images), written by {payload['command']}.\n"
-              "# Checked by tests/test_shapes_table.py through `python -m car.report`.\n")
+              "# Checked by tests/test_shapes_table.py through `python -m car.reporting.report`.\n")
     (args.out / f"{name}_expected.yaml").write_text(header + yaml.safe_dump(expected, sort_keys=False))
     by = {r["variant"]: r["miou"] for r in full}
     car, single, nocrf = by[SHAPES_CI_VARIANTS[0]], by["single pass, no pruning"], by["CaR without CRF"]

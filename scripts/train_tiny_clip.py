@@ -16,7 +16,7 @@ texture names on (a), and the class of a visually prompted object of a multi-obj
 (b). Optional scene losses on multi-object scenes: `--dense-weight` (every final patch token
 against the label under it) and `--cam-weight` (CaR's own gradCAM map of a present class against
 the class's tokens, differentiated through the gradient that weights it; `training_gradcam` equals
-car.method.proposals.ProposalGenerator.gradcam, tested). `--loose-prompt-p` draws that share of
+car.methods.car.proposals.ProposalGenerator.gradcam, tested). `--loose-prompt-p` draws that share of
 the prompted objects on a loose disc around the object, as loose as CaR's proposal masks (stage 2
 of the shipped weights); `--neg-prompt-p` prompts background discs labelled with their texture
 (tried, it hurt CaR). Objective `sigmoid` (the first attempt):
@@ -97,7 +97,7 @@ def compute_loss(model, tokenizer, bias, batch, rng, w_prompt: float = 1.0):
 
 
 def training_gradcam(visual, x, choice, texts, scale):
-    """CaR's raw gradCAM (car/method/proposals.py, §3.3) as a differentiable function of the weights.
+    """CaR's raw gradCAM (car/methods/car/proposals.py, §3.3) as a differentiable function of the weights.
 
     x [B, 1+N, W]: tokens after blocks 1..L-1; choice [B]: the text index whose probability is
     explained (-1: none); texts [K, D] unit-norm. Softmax of the patch-mean embedding over the K

@@ -1,6 +1,6 @@
 """End to end on the rest of the benchmark suite (issue #21): every new dataset config through the real
 Hydra configs, Lightning module and metrics, with the tiny and the random micro backbones, one small
-image per run (plumbing, not accuracy); and the full comparison table of car.compare."""
+image per run (plumbing, not accuracy); and the full comparison table of car.reporting.compare."""
 
 from __future__ import annotations
 
@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from car.baselines.build import PEER_METHODS
-from car.compare import BENCHMARKS, main as compare_main
+from car.methods.peers.build import PEER_METHODS
+from car.reporting.compare import BENCHMARKS, main as compare_main
 from car.config import compose
-from car.evaluation import evaluate
+from car.run.evaluation import evaluate
 from tests.conftest import SHARED_DATA, needs_shared_data
 from tests.test_benchmark_datasets import ade150_tree, ade847_tree, cityscapes_tree, context459_tree
 
@@ -22,9 +22,9 @@ ONE_TEMPLATE = "method.templates=['a photo of a {}.']"  # the peers' 80-template
 @pytest.fixture(autouse=True)
 def no_html_report(monkeypatch):
     """The run's HTML report draws a confusion matrix with one tick per class (848 for ADE-847): not under test."""
-    import car.evaluation
+    import car.run.evaluation
 
-    monkeypatch.setattr(car.evaluation, "write_report_safely", lambda run_dir: None, raising=False)
+    monkeypatch.setattr(car.run.evaluation, "write_report_safely", lambda run_dir: None, raising=False)
 
 
 def run(tmp_path, overrides):

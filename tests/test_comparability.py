@@ -1,11 +1,11 @@
-"""When a run may be set against the paper's number (car/comparability.py) and how the summary says so."""
+"""When a run may be set against the paper's number (car/reporting/comparability.py) and how the summary says so."""
 
 import pytest
 import yaml
 
-from car.comparability import comparability, dataset_files
+from car.reporting.comparability import comparability, dataset_files
 from car.config import compose
-from car.results import comparison_table, delta_cell, published_row, run_notes
+from car.reporting.results import comparison_table, delta_cell, published_row, run_notes
 
 
 def verdict(overrides, skipped=0):

@@ -1,10 +1,10 @@
-"""`python -m car.compare`: every method through the real evaluate path, one table with both rules."""
+"""`python -m car.reporting.compare`: every method through the real evaluate path, one table with both rules."""
 
 import json
 
 import torch
 
-from car import compare
+from car.reporting import compare
 
 
 def test_compare_all_methods_on_a_few_shapes_images(tmp_path):
@@ -62,7 +62,7 @@ def test_protocol_differences_are_listed():
 def _voc20_scores(*overrides: str) -> dict:
     """semantic_scores of a 3-class VOC-20-style run on one matrix with foreground predicted as background."""
     from car.config import compose
-    from car.evaluation import semantic_scores
+    from car.run.evaluation import semantic_scores
 
     confmat = torch.tensor([[5, 1, 0], [2, 3, 0], [1, 0, 4]])  # [K, K], rows = ground truth
     cfg = compose(["dataset=voc20", "dataset.num_classes=3", "dataset.class_names=[bg,a,b]", *overrides])

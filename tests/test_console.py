@@ -1,4 +1,4 @@
-"""What a run prints (car/console.py, car/results.py): no library chatter unless verbose=true, one line
+"""What a run prints (car/run/console.py, car/reporting/results.py): no library chatter unless verbose=true, one line
 for a resumed run and for skipped samples, and "not comparable (why)" instead of a Δ to the paper."""
 
 import json
@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from car.config import compose
-from car.evaluation import evaluate
+from car.run.evaluation import evaluate
 from tests.conftest import REPO
 
 CHATTER = ("💡", "Tip:", "litlogger", "GPU available", "TPU available", "LeafSpec", "predict returned None",

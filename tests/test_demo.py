@@ -29,13 +29,13 @@ SCREENSHOT = REPO_ROOT / "results" / "demo.png"
 @pytest.fixture(scope="module")
 def backend(tmp_path_factory):
     from car.api import CarSegmenter
-    from car.demo import DemoBackend
+    from car.apps.demo import DemoBackend
 
     return DemoBackend(CarSegmenter.from_profile("shapes"), tmp_path_factory.mktemp("demo"))
 
 
 def test_examples_are_shapes_scenes(tmp_path):
-    from car.demo import EXAMPLE_SCALE, SHAPES_EXAMPLES, shapes_examples
+    from car.apps.demo import EXAMPLE_SCALE, SHAPES_EXAMPLES, shapes_examples
 
     examples = shapes_examples(tmp_path)
     assert len(examples) == len(SHAPES_EXAMPLES)
@@ -45,7 +45,7 @@ def test_examples_are_shapes_scenes(tmp_path):
 
 
 def test_handler_on_a_phone_photo(backend, tmp_path):
-    from car.demo import DISPLAY_MAX_PIXELS
+    from car.apps.demo import DISPLAY_MAX_PIXELS
 
     path = phone_jpeg(tmp_path / "IMG_0002.jpg")
     overlay, scores, trace, files, summary = backend.run(str(path), "circle, heart, ring", 0.4, 0.6, 0.4, "crf")
@@ -115,7 +115,7 @@ def test_demo_in_a_browser(tmp_path):
     port = _free_port()
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "GRADIO_ANALYTICS_ENABLED": "False",
            "GRADIO_TEMP_DIR": str(tmp_path / "gradio")}
-    proc = subprocess.Popen([sys.executable, "-m", "car.demo", "--port", str(port)], cwd=REPO_ROOT, env=env,
+    proc = subprocess.Popen([sys.executable, "-m", "car.apps.demo", "--port", str(port)], cwd=REPO_ROOT, env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     driver = None
     try:

@@ -6,7 +6,7 @@ import pytest
 
 from car.config import compose
 from car.errors import CarError
-from car.evaluation import evaluate
+from car.run.evaluation import evaluate
 from tests.conftest import SHARED_DATA, require_shared_data
 
 BASE = ["backbone=micro_random", f"paths.data_root={SHARED_DATA}", "logger=csv", "num_overlays=1",

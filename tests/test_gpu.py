@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from car.clip.load import load_clip
-from car.method.classifier import MaskClassifier
-from car.method.prompts import VisualPrompt
-from car.method.proposals import ProposalGenerator
-from car.method.recurrence import CaR
-from car.method.text import TextEncoder
+from car.methods.car.classifier import MaskClassifier
+from car.methods.car.prompts import VisualPrompt
+from car.methods.car.proposals import ProposalGenerator
+from car.methods.car.recurrence import CaR
+from car.methods.car.text import TextEncoder
 from tests.conftest import SHARED_DATA, require_shared_data
 
 pytestmark = pytest.mark.gpu
@@ -124,7 +124,7 @@ def test_autocast_on_cuda_runs(voc_image):
 def test_evaluation_on_the_gpu_matches_the_cpu(tmp_path):
     """evaluate.py's path: Lightning moves the CLIPs to the GPU, DataLoader and CRF workers overlap."""
     from car.config import compose
-    from car.evaluation import evaluate
+    from car.run.evaluation import evaluate
 
     require_shared_data()
     base = ["backbone=micro_random", f"paths.data_root={SHARED_DATA}", "dataset=voc", "dataset.limit=3",

@@ -1,4 +1,4 @@
-"""GroupViT (method=groupvit, car/baselines/groupvit.py): the transformers model of the real config (shape
+"""GroupViT (method=groupvit, car/methods/peers/groupvit.py): the transformers model of the real config (shape
 check), the official protocol on a small random model, end to end on the VOC samples, and the refusals."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import numpy as np
 import pytest
 import torch
 
-from car.baselines.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
-from car.baselines.segmenter import InputGeometry
+from car.methods.peers.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
+from car.methods.peers.segmenter import InputGeometry
 from car.config import compose
 from car.errors import CarError
-from car.evaluation import evaluate
+from car.run.evaluation import evaluate
 from tests.conftest import SHARED_DATA, require_shared_data
 
 transformers = pytest.importorskip("transformers")
@@ -117,12 +117,12 @@ def test_end_to_end_on_the_voc_samples(tmp_path):
 def test_groupvit_does_not_load_the_backbone(tmp_path, monkeypatch):
     """method=groupvit never loads the backbone's CLIPs (the dataset configs name ViT-B/16 + ViT-L/14)."""
     require_shared_data()
-    import car.evaluation
+    import car.run.evaluation
 
     def refuse(cfg, *args, **kwargs):
         raise AssertionError("the backbone was loaded")
 
-    monkeypatch.setattr(car.evaluation, "load_backbones", refuse)
+    monkeypatch.setattr(car.run.evaluation, "load_backbones", refuse)
     metrics = evaluate(compose(QUIET + ["backbone=micro_random", f"paths.data_root={SHARED_DATA}", "dataset=voc",
                                         "method=groupvit_micro_random", "dataset.limit=1"], output_dir=tmp_path))
     assert metrics["num_images"] == 1
@@ -130,7 +130,7 @@ def test_groupvit_does_not_load_the_backbone(tmp_path, monkeypatch):
 
 def test_the_backbone_weights_are_not_required():
     """The dataset configs name the CaR backbone pair (OpenAI weights, absent offline): GroupViT needs none of it."""
-    from car.inputs import check_inputs
+    from car.run.inputs import check_inputs
 
     check_inputs(compose(["method=groupvit", "dataset=voc", f"paths.data_root={SHARED_DATA}"]))
 

@@ -1,6 +1,6 @@
 """Missing weights on a stranger's machine: every one is named before any model loads, within seconds,
 and a tag already in the local cache loads from there without a network call (car/clip/weights.py,
-car/inputs.py)."""
+car/run/inputs.py)."""
 
 import logging
 import os
@@ -16,7 +16,7 @@ import torch
 from car.clip import load as clip_load
 from car.clip.weights import Weights, cached_file, locate, missing_weights
 from car.config import compose
-from car.inputs import MissingInputs, check_inputs
+from car.run.inputs import MissingInputs, check_inputs
 from tests.conftest import REPO
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: refused at once, whatever network CI has

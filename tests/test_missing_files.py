@@ -16,7 +16,7 @@ from car.data.guard import GuardedDataset
 from car.data.refcoco import RefCOCO
 from car.data.voc import VOCSegmentation
 from car.errors import CarError
-from car.evaluation import evaluate
+from car.run.evaluation import evaluate
 
 IDS = ["2007_000001", "2007_000002", "2007_000003"]
 

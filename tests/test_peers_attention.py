@@ -7,12 +7,12 @@ import pytest
 import torch
 from torch import nn
 
-from car.baselines.attention import (
+from car.methods.peers.attention import (
     attention_weights,
     changed_last_block,
     neighbourhood_bias,
 )
-from car.baselines.features import LastBlock, dense_embeddings
+from car.methods.peers.features import LastBlock, dense_embeddings
 from car.clip.surgery import block_forward
 
 

@@ -6,17 +6,17 @@ import numpy as np
 import pytest
 import torch
 
-from car.baselines.decision import class_probabilities, label_map
-from car.baselines.features import LastBlock, patch_logits
-from car.baselines.pamr import affinity, pamr
-from car.baselines.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
-from car.baselines.sliding import (
+from car.methods.peers.decision import class_probabilities, label_map
+from car.methods.peers.features import LastBlock, patch_logits
+from car.methods.peers.pamr import affinity, pamr
+from car.methods.peers.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
+from car.methods.peers.sliding import (
     pad_to_patch,
     rescaled_size,
     sliding_logits,
     window_spans,
 )
-from car.baselines.text import (
+from car.methods.peers.text import (
     IMAGENET_TEMPLATES,
     class_embeddings,
     class_queries,
@@ -24,7 +24,7 @@ from car.baselines.text import (
     resolve_templates,
 )
 from car.errors import CarError
-from car.method.text import TextEncoder
+from car.methods.car.text import TextEncoder
 from tests.conftest import require_shared_data
 
 # --- PAMR ---------------------------------------------------------------------------------------------

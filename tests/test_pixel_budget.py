@@ -1,4 +1,4 @@
-"""The pixel budget (car/pixel_budget.py, issue #18): images above car.max_pixels run shrunk and
+"""The pixel budget (car/methods/pixel_budget.py, issue #18): images above car.max_pixels run shrunk and
 are scored at full size; with car.resize_large=false they are one sentence (or a counted skip).
 A 6000x4000 photo used to stop the run with a ~70 GB allocation."""
 
@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from car.build import build_segmenter, load_backbones
+from car.run.build import build_segmenter, load_backbones
 from car.config import compose
 from car.errors import CarError
-from car.evaluation import evaluate
-from car.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
+from car.run.evaluation import evaluate
+from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
 
 BIG = (4000, 6000)  # H, W of a 24-megapixel photo
 # the tiny CLIP has 8-px patches: max_pixels=65,536 (at 16-px patches) lets it run at 16,384 px

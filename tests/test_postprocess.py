@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from car.method.postprocess import DenseCRF, binary_mask, crf_image, paint_label_map, semantic_masks
+from car.postprocess.crf import DenseCRF, binary_mask, crf_image, paint_label_map, semantic_masks
 
 
 def test_crf_image_wraps_like_the_official_c_cast():

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from car.method.prompts import VisualPrompt
+from car.methods.car.prompts import VisualPrompt
 
 
 @pytest.fixture

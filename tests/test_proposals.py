@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from car.clip.surgery import block_forward, project
-from car.method.proposals import ProposalGenerator, affinity, box_mask
-from car.method.text import TextEncoder, origami
+from car.methods.car.proposals import ProposalGenerator, affinity, box_mask
+from car.methods.car.text import TextEncoder, origami
 
 
 def reference_cam(gen, enc, texts, k):

@@ -3,8 +3,8 @@
 import numpy as np
 import torch
 
-from car.method.prompts import VisualPrompt
-from car.method.recurrence import CaR, prune
+from car.methods.car.prompts import VisualPrompt
+from car.methods.car.recurrence import CaR, prune
 
 
 class ScriptedProposals:
@@ -127,7 +127,7 @@ def test_all_zero_maps_official_form_scores_prunes_and_carries_previous_maps():
 def test_all_zero_maps_official_form_paints_carried_maps_in_order():
     """The official zip pairs the carried maps, in order, with the final queries: query a gets
     map 0; maps 1 and 2 only compete (no label for them)."""
-    from car.method.segmenter import QueryPass, SemanticCaR
+    from car.methods.car.segmenter import QueryPass, SemanticCaR
 
     table = [{"a": 0.9, "b": 0.8, "c": 0.1}, {"a": 0.9, "b": 0.2}, {"a": 1.0}]
     car, _, _ = make(table, proposals=ScriptedProposals(zero_from_step=2), zero_step="official")
@@ -158,9 +158,9 @@ def test_duplicate_query_names_keep_their_own_indices():
 
 
 def test_bf16_autocast_runs_and_stays_close(micro_clip, voc_image):
-    from car.method.classifier import MaskClassifier
-    from car.method.proposals import ProposalGenerator
-    from car.method.text import TextEncoder
+    from car.methods.car.classifier import MaskClassifier
+    from car.methods.car.proposals import ProposalGenerator
+    from car.methods.car.text import TextEncoder
 
     image = voc_image[::4, ::4].copy()
 

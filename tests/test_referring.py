@@ -4,9 +4,9 @@ import numpy as np
 import pytest
 import torch
 
-from car.method.prompts import VisualPrompt
-from car.method.recurrence import CaR, CarResult
-from car.method.segmenter import ReferringCaR, merge_expression_masks
+from car.methods.car.prompts import VisualPrompt
+from car.methods.car.recurrence import CaR, CarResult
+from car.methods.car.segmenter import ReferringCaR, merge_expression_masks
 from car.metrics import ReferringIoU
 
 
@@ -137,7 +137,7 @@ def test_q35_official_character_table():
 
 
 def test_semantic_passes_paint_later_pass_on_top_and_oracle_queries():
-    from car.method.segmenter import QueryPass, SemanticCaR
+    from car.methods.car.segmenter import QueryPass, SemanticCaR
 
     class PassCaR:
         def __init__(self):

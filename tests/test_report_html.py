@@ -20,14 +20,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from car import report as car_report
-from car import viz
+from car.reporting import report as car_report
+from car.reporting import viz
 from car.config import compose
 from car.data.shapes import ShapesDataset
-from car.evaluation import evaluate
-from car.report_html import main as report_html_main
-from car.report_html import verdict as report_verdict
-from car.sweep import main as sweep_main
+from car.run.evaluation import evaluate
+from car.reporting.report_html import main as report_html_main
+from car.reporting.report_html import verdict as report_verdict
+from car.reporting.sweep import main as sweep_main
 from tests.conftest import REPO, SHARED_DATA, load_script, require_shared_data
 
 SHAPES_NAMES = ["background", "circle", "square", "triangle", "star", "cross", "heart", "ring", "crescent", "arrow",
@@ -223,7 +223,7 @@ def test_sweep_plot_from_real_runs(sweep_dir, capsys):
     assert f"wrote {sweep_dir / 'sweep_plot.png'}" in out and "optuna" not in out
     plot = Image.open(sweep_dir / "sweep_plot.png")
     assert plot.width >= 2 * 4.6 * 100 and plot.height >= 400  # one panel per swept threshold (η, θ)
-    from car.sweep import collect_runs, sweep_points
+    from car.reporting.sweep import collect_runs, sweep_points
 
     swept, points = sweep_points(collect_runs(sweep_dir))
     assert swept == ["car.eta", "car.theta"] and sum(p["paper"] for p in points) == 1  # shapes' paper: η .4, θ .6
@@ -253,7 +253,7 @@ def test_report_chart_expected_against_reproduced(sweep_dir):
 
 
 def test_compare_chart(sweep_dir):
-    from car.compare import chart
+    from car.reporting.compare import chart
 
     metrics = json.loads((sweep_dir / "0" / "metrics.json").read_text())
     rows = [{"method": m, "error": None, "all_rules": metrics["all_rules"], "paper": paper}

@@ -12,8 +12,8 @@ import pytest
 
 from car.config import compose
 from car.errors import CarError
-from car.sam.generator import SamMaskCache, load_sam
-from car.sam.matching import SamMatcher, match_sam_masks
+from car.postprocess.sam.generator import SamMaskCache, load_sam
+from car.postprocess.sam.matching import SamMatcher, match_sam_masks
 from tests.conftest import REPO, SHARED_DATA, require_shared_data
 
 pytest.importorskip("segment_anything_hq")
@@ -139,7 +139,7 @@ def test_offline_missing_sam_checkpoint_exits_2_with_one_sentence(tmp_path):
 
 # ------------------------------------------------------------------ end to end
 def test_published_sam_rows_are_used_for_sam_runs():
-    from car.results import published_row
+    from car.reporting.results import published_row
 
     assert published_row(compose(["dataset=voc"]))["miou"] == 67.6
     assert published_row(compose(["dataset=voc", "postprocess=sam"]))["miou"] == 70.2
@@ -147,7 +147,7 @@ def test_published_sam_rows_are_used_for_sam_runs():
 
 
 def test_sam_changes_the_run_key():
-    from car.store import run_key
+    from car.run.store import run_key
 
     assert run_key(compose(["dataset=voc"])) != run_key(compose(["dataset=voc", "postprocess=sam_micro_random"]))
 
@@ -157,7 +157,7 @@ SAM_RUN = ["backbone=micro_random", f"paths.data_root={SHARED_DATA}", "dataset=v
 
 
 def test_car_plus_sam_end_to_end_on_a_voc_sample_with_a_cached_second_run(tmp_path):
-    from car.evaluation import evaluate
+    from car.run.evaluation import evaluate
 
     require_shared_data()
     cache = tmp_path / "cache"
@@ -187,8 +187,8 @@ def test_sam_refinement_changes_the_prediction_as_the_rule_says(voc_image):
     one painted from the matched masks (checked against the rule applied by hand)."""
     import torch
 
-    from car.method.postprocess import paint_label_map
-    from car.method.segmenter import SemanticCaR
+    from car.postprocess.crf import paint_label_map
+    from car.methods.car.segmenter import SemanticCaR
 
     rng = np.random.default_rng(0)
     h, w = voc_image.shape[:2]
@@ -199,7 +199,7 @@ def test_sam_refinement_changes_the_prediction_as_the_rule_says(voc_image):
     proposals = {"passes": [(maps, np.array([0.7, 0.9]), [3, 5])], "sam": sam_masks}
     got = seg.finish(voc_image, proposals)
     plain = SemanticCaR(None, [], crf=None).finish(voc_image, {"passes": proposals["passes"], "sam": None})
-    from car.method.postprocess import semantic_masks
+    from car.postprocess.crf import semantic_masks
 
     masks = semantic_masks(voc_image, maps, None, 1.0, True)
     expected = paint_label_map(matcher(masks, sam_masks), np.array([0.7, 0.9]), [3, 5], (h, w))
@@ -211,7 +211,7 @@ def test_sam_refinement_changes_the_prediction_as_the_rule_says(voc_image):
 def test_car_plus_sam_referring_end_to_end_with_the_crf_worker_pool(tmp_path):
     """Referring mode: each expression's mask is matched before the vote; the RefCOCO threshold
     (0.5) is used; the matching also runs in the CRF worker processes."""
-    from car.evaluation import evaluate
+    from car.run.evaluation import evaluate
 
     require_shared_data()
     overrides = ["backbone=micro_random", f"paths.data_root={SHARED_DATA}", "dataset=refcoco", "dataset.limit=1",

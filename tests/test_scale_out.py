@@ -62,7 +62,7 @@ def test_ddp_config_composes():
 
 def test_gather_interleaved_restores_dataset_order(monkeypatch):
     """Rank r holds dataset indices r, r+W, ... (UnrepeatedDistributedSampler): re-interleave."""
-    import car.distributed as d
+    import car.run.distributed as d
 
     parts = [[0, 3, 6], [1, 4], [2, 5]]
     monkeypatch.setattr(d, "is_distributed", lambda: True)
@@ -84,7 +84,7 @@ def test_multirun_with_submitit_local_and_sweep_summary(tmp_path):
     thetas = sorted(json.loads(p.read_text())["config"]["car"]["theta"] for p in metrics)
     assert thetas == [0.5, 0.6]
 
-    proc = subprocess.run([sys.executable, "-m", "car.sweep", str(sweep_dir)], cwd=REPO_ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "car.reporting.sweep", str(sweep_dir)], cwd=REPO_ROOT, capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     md = (sweep_dir / "sweep_summary.md").read_text()
@@ -108,7 +108,7 @@ def fake_run(root: Path, name: str, dataset: str = "voc", miou: float = 50.0, et
 
 
 def test_sweep_summary_sorted_with_differing_columns_and_paper_mark(tmp_path):
-    from car.sweep import summarize
+    from car.reporting.sweep import summarize
 
     fake_run(tmp_path, "0", miou=40.0, theta=0.5)
     fake_run(tmp_path, "1", miou=60.0, theta=0.6)  # VOC's paper setting
@@ -139,7 +139,7 @@ def test_paper_table_experiment_sweeps_every_paper_row():
     """Every row of the sweep composes, and each one has a published number to be compared with:
     the SAM rows with the paper's CaR + SAM numbers, the referring rows with their split's."""
     from car.config import compose
-    from car.results import published_row
+    from car.reporting.results import published_row
 
     cfg = hydra_compose(["experiment=paper_table"])
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
@@ -170,7 +170,7 @@ def test_sweep_configs_compose():
 
 
 def report(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "car.report", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "car.reporting.report", *args], cwd=REPO_ROOT, capture_output=True, text=True,
                           timeout=120)
 
 
@@ -245,7 +245,7 @@ def micro(seed: int):
 
 
 def test_text_cache_equals_fresh_and_is_keyed_by_model(tmp_path, monkeypatch):
-    from car.method.text import TextEncoder
+    from car.methods.car.text import TextEncoder
 
     texts = ["a photo of a cat.", "a clean origami dog.", "sky"]
     clip_a, clip_b = micro(0), micro(1)
@@ -280,7 +280,7 @@ def test_text_cache_equals_fresh_and_is_keyed_by_model(tmp_path, monkeypatch):
 
 
 def test_text_cache_ignores_damaged_file(tmp_path):
-    from car.method.text import TextEncoder
+    from car.methods.car.text import TextEncoder
 
     clip = micro(0)
     encoder = TextEncoder(clip, cache_dir=tmp_path)
@@ -300,16 +300,16 @@ def test_text_cache_dir_in_config():
 
 
 def test_store_and_sam_share_one_hashing_module_without_an_import_cycle():
-    """car.store and car.sam.generator both hash weights files with car.hashing; each imports
+    """car.run.store and car.postprocess.sam.generator both hash weights files with car.hashing; each imports
     cleanly on its own in a fresh interpreter (no cycle between them)."""
     import subprocess
     import sys
 
-    for module in ("car.sam.generator", "car.store", "car.hashing"):
+    for module in ("car.postprocess.sam.generator", "car.run.store", "car.hashing"):
         done = subprocess.run([sys.executable, "-c", f"import {module}"], capture_output=True, text=True)
         assert done.returncode == 0, done.stderr
     import car.hashing
-    import car.sam.generator
-    import car.store
+    import car.postprocess.sam.generator
+    import car.run.store
 
-    assert car.store.file_sha256 is car.hashing.file_sha256 is car.sam.generator.file_sha256
+    assert car.run.store.file_sha256 is car.hashing.file_sha256 is car.postprocess.sam.generator.file_sha256

@@ -14,7 +14,7 @@ from PIL import Image
 
 from car.config import REPO_ROOT
 from car.data.shapes import CLASSES
-from car.segment import OVERLAY_MAX_PIXELS, expand_images, main, output_stems
+from car.apps.segment import OVERLAY_MAX_PIXELS, expand_images, main, output_stems
 from tests.photo_helpers import PHONE_SIZE, phone_jpeg, save_scene
 
 PHRASES = ["circle", "heart", "ring", "square"]
@@ -58,7 +58,7 @@ def test_command_end_to_end(tmp_path):
     save_scene(tmp_path / "other" / "a.png", 16)  # same name as in/a.png: written as a-2
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.run([sys.executable, "-m", "car.segment", str(folder), str(tmp_path / "other" / "*.png"),
+    proc = subprocess.run([sys.executable, "-m", "car.apps.segment", str(folder), str(tmp_path / "other" / "*.png"),
                            "--texts", ",".join(PHRASES), "--theta", "0.5", "--post", "none", "--out", str(out)],
                           cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -121,14 +121,14 @@ def test_interpolated_values_are_checked_resolved():
 
 
 def test_closed_sets_match_the_code_that_consumes_them():
-    from car.baselines.attention import ATTENTION_KINDS
-    from car.baselines.build import OTHER_METHODS, PEER_METHODS
+    from car.methods.peers.attention import ATTENTION_KINDS
+    from car.methods.peers.build import OTHER_METHODS, PEER_METHODS
     from car.data.guard import ON_BAD_SAMPLE
     from car.data.refcoco import GT_OVERLAP, UNITS
-    from car.method.prompts import PROMPT_ORDER
-    from car.method.recurrence import AUTOCAST_DTYPES, PRECISIONS
+    from car.methods.car.prompts import PROMPT_ORDER
+    from car.methods.car.recurrence import AUTOCAST_DTYPES, PRECISIONS
     from car.metrics.semantic import AVERAGE_RULES, BG_PROTOCOLS
-    from car.sam.generator import PACKAGES
+    from car.postprocess.sam.generator import PACKAGES
 
     rules = {r.key: r for r in RULES}
     assert rules["car.prompts"].choices == PROMPT_ORDER
@@ -177,7 +177,7 @@ def test_cli_stops_before_anything_loads(tmp_path, override, expected):
     proc, _ = _cli(override, f"hydra.run.dir={tmp_path}", importtime=True)
     imported = {line.split("|")[-1].strip() for line in proc.stderr.splitlines() if line.startswith("import time:")}
     assert "car.settings" in imported and proc.returncode == 2
-    assert not imported & {"torch", "open_clip", "pytorch_lightning", "car.evaluation", "car.build"}
+    assert not imported & {"torch", "open_clip", "pytorch_lightning", "car.run.evaluation", "car.run.build"}
 
 
 def test_settings_cli_lists_every_problem(capsys):
@@ -192,7 +192,7 @@ def test_settings_cli_lists_every_problem(capsys):
 
 
 def test_compare_refuses_bad_settings_before_running(tmp_path, capsys):
-    from car.compare import main
+    from car.reporting.compare import main
 
     with pytest.raises(SystemExit) as info:
         main(["car.theta=abc", "--runs-dir", str(tmp_path)])

@@ -2,15 +2,15 @@
 
 results/shapes_peers.json and results/shapes_peers_expected.yaml are written by
 `python scripts/shapes_peers_table.py`; the CI subset is re-run here with the real configs and
-checked through `python -m car.report`, as for CaR's own shapes table.
+checked through `python -m car.reporting.report`, as for CaR's own shapes table.
 """
 
 import json
 
 import pytest
 
-from car import report
-from car.compare import METHODS
+from car.reporting import report
+from car.reporting.compare import METHODS
 from tests.conftest import REPO, load_script
 
 TABLE = REPO / "results" / "shapes_peers.json"

@@ -2,15 +2,15 @@
 
 The committed numbers are checked for the claims they support, and the CI subset is re-run with
 the real configs, Lightning module and tiny CLIP and compared with the committed values through
-`python -m car.report` (tolerance in results/shapes_expected.yaml), so a regression fails CI.
+`python -m car.reporting.report` (tolerance in results/shapes_expected.yaml), so a regression fails CI.
 """
 
 import json
 
 import pytest
 
-from car import report
-from car.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, run_variants
+from car.reporting import report
+from car.reporting.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, run_variants
 from tests.conftest import REPO
 
 TABLE = REPO / "results" / "shapes.json"

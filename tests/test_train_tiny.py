@@ -163,7 +163,7 @@ def test_training_gradcam_is_cars_gradcam(tmp_path):
     """The map the --cam-weight loss trains is exactly the one CaR's ProposalGenerator computes."""
     from car.clip.load import load_clip
     from car.data.shapes import ShapesDataset
-    from car.method.proposals import ProposalGenerator, minmax, preprocess
+    from car.methods.car.proposals import ProposalGenerator, minmax, preprocess
 
     T = _load()
     torch.manual_seed(0)

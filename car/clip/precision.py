@@ -7,7 +7,7 @@ that: `to_fp16_weights` casts a model's floating parameters and buffers to float
 except `logit_scale` (and `logit_bias`), which OpenAI's conversion leaves in float32 (its
 exponential is taken in float32).
 
-What runs in float16 then (car/method): the visual and text towers (forward, and the gradCAM
+What runs in float16 then (car/methods/car): the visual and text towers (forward, and the gradCAM
 backward through the last block), the gradCAM softmax over the texts, and the mean of the eight
 attention maps of the affinity (the official code averages the stacked float16 maps before casting
 to float32). What stays float32: everything after a tower (text normalisation, gradCAM channel

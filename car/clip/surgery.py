@@ -21,7 +21,7 @@ def interpolate_pos_embed(pos: torch.Tensor, h: int, w: int, fp16_round: bool = 
     """Resize the patch part of a positional table to an h x w grid.
 
     pos: [1 + g*g, C] (CLS entry first) -> [1 + h*w, C]. `mode` "bilinear" (CaR) or "bicubic"
-    (the peer methods, car/baselines), align_corners=False.
+    (the peer methods, car/methods/peers), align_corners=False.
     `fp16_round` reproduces the official code's rounding of the table to half precision.
     """
     cls_pos, patch_pos = pos[:1], pos[1:]

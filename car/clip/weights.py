@@ -8,7 +8,7 @@ cached file, so a run with the weights in the cache never waits on the network, 
 `HF_HUB_OFFLINE` says.
 
 `missing_weights(backbone)` lists every missing weight of a run's backbone config (what, why, the
-override that supplies a local file); `car.inputs` turns them into the sentence a run stops with.
+override that supplies a local file); `car.run.inputs` turns them into the sentence a run stops with.
 """
 
 from __future__ import annotations

@@ -6,7 +6,7 @@
   says so: never a silently wrong number.
 
 `check(sample)` (optional) vets a loaded sample the same way, e.g. an image above the pixel budget
-with car.resize_large=false (car/pixel_budget.py). Loaders that list their files up front
+with car.resize_large=false (car/methods/pixel_budget.py). Loaders that list their files up front
 (VOC, Context, COCO-Object, RefCOCO) take `on_missing` = on_bad_sample: under skip a listed
 file missing on disk is a skipped sample, not a stop.
 """

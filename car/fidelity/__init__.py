@@ -15,10 +15,10 @@ from car.fidelity.checks import Check
 from car.fidelity.end_to_end import end_to_end
 from car.fidelity.golden import CASES, GoldenCase, Run, build_case, golden_dir, golden_weights, load_cases
 from car.fidelity.teacher import teacher_forced
-from car.method.prompts import PROMPT_ORDER
-from car.method.segmenter import QueryPass, ReferringCaR
-from car.method.text import clean_referring_expression
-from car.method.text import flush_all as flush_text_caches
+from car.methods.car.prompts import PROMPT_ORDER
+from car.methods.car.segmenter import QueryPass, ReferringCaR
+from car.methods.car.text import clean_referring_expression
+from car.methods.car.text import flush_all as flush_text_caches
 
 __all__ = ["CASES", "Check", "GoldenCase", "check_case", "config_checks", "golden_dir", "golden_weights", "load_cases"]
 

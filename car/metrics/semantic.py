@@ -41,7 +41,7 @@ BG_PROTOCOLS = (None, "car", "standard")  # config values; results use protocol_
 
 
 def protocol_name(bg_protocol: str | None, predicts_background: bool) -> str:
-    """The name a protocol has in metrics.json and `car.compare`: `with_background`, `car`,
+    """The name a protocol has in metrics.json and `car.reporting.compare`: `with_background`, `car`,
     `standard_no_bg` or `standard_bg_miss` (see the module docstring)."""
     if bg_protocol not in BG_PROTOCOLS:
         raise ValueError(f"bg_protocol must be one of {BG_PROTOCOLS}, got {bg_protocol!r}")

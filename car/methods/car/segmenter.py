@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from car.method.postprocess import (
+from car.postprocess.crf import (
     DenseCRF,
     binary_mask,
     paint_label_map,
     semantic_masks,
 )
-from car.method.recurrence import CaR
-from car.method.text import clean_referring_expression
-from car.pixel_budget import PixelBudget
+from car.methods.car.recurrence import CaR
+from car.methods.car.text import clean_referring_expression
+from car.methods.pixel_budget import PixelBudget
 
 
 @dataclass
@@ -42,7 +42,7 @@ class SemanticCaR:
     CaR + SAM: `sam_masks(image)` gives SAM's automatic masks (model side, next to CLIP) and
     `sam_match(masks, sam_masks)` swaps matching final masks for them (CPU side, after the CRF).
     `budget` (car.max_pixels): CaR runs on a copy shrunk within it and the label map comes back
-    at the image's own size (car/pixel_budget.py).
+    at the image's own size (car/methods/pixel_budget.py).
     """
 
     def __init__(self, car: CaR, passes: list[QueryPass], crf: DenseCRF | None, bg_factor: float = 1.0,

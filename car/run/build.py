@@ -9,19 +9,19 @@ import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from car.baselines.build import build_peer_segmenter
+from car.methods.peers.build import build_peer_segmenter
 from car.clip.load import ClipModel, load_clip
 from car.errors import CarError
-from car.method.classifier import MaskClassifier
-from car.method.postprocess import DenseCRF
-from car.method.prompts import VisualPrompt
-from car.method.proposals import ProposalGenerator
-from car.method.recurrence import CaR
-from car.method.segmenter import QueryPass, ReferringCaR, SemanticCaR
-from car.method.text import TextEncoder
+from car.methods.car.classifier import MaskClassifier
+from car.postprocess.crf import DenseCRF
+from car.methods.car.prompts import VisualPrompt
+from car.methods.car.proposals import ProposalGenerator
+from car.methods.car.recurrence import CaR
+from car.methods.car.segmenter import QueryPass, ReferringCaR, SemanticCaR
+from car.methods.car.text import TextEncoder
 from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
-from car.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
-from car.sam import build_sam
+from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
+from car.postprocess.sam import build_sam
 
 
 def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
@@ -78,7 +78,7 @@ def build_crf(cfg: DictConfig) -> DenseCRF | None:
 
 def build_budget(cfg: DictConfig, patch_size: int) -> PixelBudget:
     """car.max_pixels / car.resize_large: the largest image CaR runs on at its own size, for a
-    proposal CLIP with `patch_size`-px patches (car/pixel_budget.py)."""
+    proposal CLIP with `patch_size`-px patches (car/methods/pixel_budget.py)."""
     return PixelBudget(int(cfg.car.get("max_pixels", DEFAULT_MAX_PIXELS)), bool(cfg.car.get("resize_large", True)),
                        patch_size)
 
@@ -86,7 +86,7 @@ def build_budget(cfg: DictConfig, patch_size: int) -> PixelBudget:
 def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel):
     """Semantic: queries and label ids from the dataset config (`queries` for ids 1..K, or
     `passes`). Referring: queries are each sample's sentences."""
-    if cfg.method.name != "car":  # a peer method (car/baselines): same protocol, its own segmenter
+    if cfg.method.name != "car":  # a peer method (car/methods/peers): same protocol, its own segmenter
         return build_peer_segmenter(cfg, proposal_clip, classifier_clip)
     d = cfg.dataset
     sam_masks, sam_match = build_sam(cfg)  # (None, None) unless postprocess=sam
@@ -112,7 +112,7 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
 def predicts_background(cfg: DictConfig) -> bool:
     """Whether the run's label maps can hold the background class: CaR keeps its CRF background
     channel unless dataset.bg_protocol=standard; a peer queries background only when the dataset
-    scores it (bg_protocol=null, car/baselines/build.py)."""
+    scores it (bg_protocol=null, car/methods/peers/build.py)."""
     protocol = cfg.dataset.get("bg_protocol")
     if (cfg.method.name if "method" in cfg else "car") == "car":
         return protocol != "standard"

@@ -27,7 +27,7 @@ class MissingInputs(CarError):
 
 def dataset_problem(cfg: DictConfig) -> str | None:
     """The dataset loader's own sentence when its files are not there, else None. The loader is
-    instantiated as car.build.build_dataset does (without importing the model stack)."""
+    instantiated as car.run.build.build_dataset does (without importing the model stack)."""
     import hydra
 
     kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)

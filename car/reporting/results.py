@@ -11,7 +11,7 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from car.comparability import comparability
+from car.reporting.comparability import comparability
 from car.errors import CarError
 
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
@@ -129,7 +129,7 @@ def rule_name(metrics: dict) -> str:
 
 
 def delta_cell(metrics: dict) -> str:
-    """Δ to the paper only where the run is comparable (car/comparability.py), else why not."""
+    """Δ to the paper only where the run is comparable (car/reporting/comparability.py), else why not."""
     paper = (metrics.get("published") or {}).get("miou")
     if paper is None:
         return "—"

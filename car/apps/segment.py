@@ -11,7 +11,7 @@ map and masks are at the image's own size, whatever car.max_pixels shrank CaR's 
 
 IMAGE may be a file, a folder (its images, not recursive) or a glob ("photos/**/*.jpg"). The
 profile, backbone and every car.* setting come from the same configs as evaluate.py
-(car/api.py builds the segmenter with car.build). Bad inputs stop with one sentence and exit 2.
+(car/api.py builds the segmenter with car.run.build). Bad inputs stop with one sentence and exit 2.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def overlay_image(result: Segmentation, max_pixels: int = OVERLAY_MAX_PIXELS) ->
     small image is enlarged (nearest) and a very large one shrunk so that the names stay readable."""
     from PIL import Image
 
-    from car.viz import enlarge, overlay_labels, palette_for, upscale_factor
+    from car.reporting.viz import enlarge, overlay_labels, palette_for, upscale_factor
 
     names = ["background"] + list(result.texts)
     image, labels = result.image, result.label_map
@@ -125,7 +125,7 @@ def save_segmentation(result: Segmentation, out_dir: Path, stem: str, record: di
     of an image above `overlay_max_pixels` is drawn shrunk; labels and masks are full size."""
     from PIL import Image
 
-    from car.viz import label_png, palette_for
+    from car.reporting.viz import label_png, palette_for
 
     out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

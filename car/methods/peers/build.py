@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
-from car.baselines.features import LastBlock
-from car.baselines.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
-from car.baselines.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
-from car.baselines.text import class_queries, resolve_templates
+from car.methods.peers.features import LastBlock
+from car.methods.peers.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
+from car.methods.peers.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
+from car.methods.peers.text import class_queries, resolve_templates
 from car.clip.load import ClipModel
 from car.errors import CarError
 

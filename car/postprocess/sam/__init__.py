@@ -10,8 +10,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from car.sam.generator import SamMaskGenerator, load_sam, sam_identity
-from car.sam.matching import SamMatcher, match_sam_masks
+from car.postprocess.sam.generator import SamMaskGenerator, load_sam, sam_identity
+from car.postprocess.sam.matching import SamMatcher, match_sam_masks
 
 __all__ = ["SamMaskGenerator", "SamMatcher", "build_sam", "match_sam_masks", "sam_record"]
 

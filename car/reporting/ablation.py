@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 
 from car.config import compose
-from car.evaluation import evaluate
+from car.run.evaluation import evaluate
 from car.settings import validate
 
 # The claims of the paper, in miniature (issue #4): name -> overrides on top of dataset=shapes.
@@ -48,7 +48,7 @@ def run_variants(base: list[str], variants: dict[str, list[str]], out_root: str 
     rows = []
     for name, overrides in variants.items():
         out = Path(out_root) / slug(name)
-        key = [f"dataset.published_key={expected_key(name)}"]  # so `python -m car.report` can check it
+        key = [f"dataset.published_key={expected_key(name)}"]  # so `python -m car.reporting.report` can check it
         metrics = evaluate(validate(compose(base + overrides + key, output_dir=out)))
         rows.append({"variant": name, "overrides": overrides, "miou": round(metrics["miou"], 2),
                      "pixel_accuracy": round(metrics["pixel_accuracy"], 2), "mean_steps": round(metrics["mean_steps"], 2),

@@ -11,9 +11,9 @@ import hydra
 from omegaconf import DictConfig
 
 from car.config import CONFIG_DIR  # also registers the ${car_root:} ... resolvers
-from car.console import console
+from car.run.console import console
 from car.errors import CarError
-from car.inputs import check_inputs
+from car.run.inputs import check_inputs
 from car.settings import validate
 
 
@@ -23,7 +23,7 @@ def main(cfg: DictConfig) -> float:
         validate(cfg)  # conf values against car/settings.py's table, before anything heavy is imported
         check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, within seconds
         with console(verbose=bool(cfg.get("verbose", False))):  # libraries' chatter only with verbose=true
-            from car.evaluation import evaluate
+            from car.run.evaluation import evaluate
 
             return evaluate(cfg)["miou"]
     except CarError as err:

@@ -1,10 +1,10 @@
 """Run several methods on one dataset and tabulate them side by side with their papers' numbers.
 
-    python -m car.compare dataset=voc backbone=vitb16
-    python -m car.compare dataset=voc20 backbone=vitb16 --methods sclip,naclip --out results/compare_voc20.md
-    python -m car.compare dataset.loader.num_images=20 --methods car,sclip      # shapes + tiny, 20 images
-    python -m car.compare --benchmarks all backbone=vitb16 --out results/compare_all.md   # the full table
-    python -m car.compare --benchmarks all --published-only        # the papers' numbers only, nothing runs
+    python -m car.reporting.compare dataset=voc backbone=vitb16
+    python -m car.reporting.compare dataset=voc20 backbone=vitb16 --methods sclip,naclip --out results/compare_voc20.md
+    python -m car.reporting.compare dataset.loader.num_images=20 --methods car,sclip      # shapes + tiny, 20 images
+    python -m car.reporting.compare --benchmarks all backbone=vitb16 --out results/compare_all.md   # the full table
+    python -m car.reporting.compare --benchmarks all --published-only        # the papers' numbers only, nothing runs
 
 Positional arguments are Hydra overrides applied to every method (then `method=<name>`); each
 method is one full `evaluate` run (real configs, the predict-only Lightning module, the same
@@ -36,11 +36,11 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-from car.baselines.build import OTHER_METHODS, PEER_METHODS
+from car.methods.peers.build import OTHER_METHODS, PEER_METHODS
 from car.config import compose
 from car.errors import CarError
 from car.metrics import BG_PROTOCOLS, protocol_name
-from car.results import load_published, method_section
+from car.reporting.results import load_published, method_section
 from car.settings import validate
 
 METHODS = ("car",) + PEER_METHODS + OTHER_METHODS
@@ -133,7 +133,7 @@ def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
 def run_methods(overrides: list[str], methods: list[str], runs_dir: Path,
                 per_method: Callable[[str], list[str]] | None = None) -> list[dict]:
     """One evaluate run per method; `per_method(name)` may add overrides of that method's run."""
-    from car.evaluation import evaluate
+    from car.run.evaluation import evaluate
 
     rows = []
     for method in methods:
@@ -183,7 +183,7 @@ def markdown(rows: list[dict], dataset: str, command: str) -> str:
 
 def chart(rows: list[dict], dataset: str, path: Path) -> Path | None:
     """Grouped bars: one group per method that ran, one bar per rule and one for its paper's number."""
-    from car import plots
+    from car.reporting import plots
 
     done = [r for r in rows if not r["error"]]
     if not done:
@@ -305,7 +305,7 @@ def grid_main(args, parser) -> int:
         parser.exit(2, f"error: {err}\n")
     runs_dir = args.runs_dir or Path(OmegaConf.select(compose(args.overrides), "paths.output_root")) / "compare" / \
         "benchmarks" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    command = " ".join(["python -m car.compare", "--benchmarks", args.benchmarks] + args.overrides
+    command = " ".join(["python -m car.reporting.compare", "--benchmarks", args.benchmarks] + args.overrides
                        + ["--methods", ",".join(methods)] + (["--published-only"] if args.published_only else [])
                        + (["--out", str(args.out)] if args.out else []))
     grid = run_grid(args.overrides, methods, keys, runs_dir, args.published_only)
@@ -323,7 +323,7 @@ def grid_main(args, parser) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m car.compare", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m car.reporting.compare", description=__doc__.split("\n\n")[0])
     parser.add_argument("overrides", nargs="*", help="Hydra overrides for every method, e.g. dataset=voc")
     parser.add_argument("--methods", default=None,
                         help=f"comma-separated (default {','.join(METHODS)}; with --benchmarks also {CAR_SAM})")
@@ -351,7 +351,7 @@ def main(argv: list[str] | None = None) -> int:
     dataset = probe.dataset.name
     runs_dir = args.runs_dir or Path(OmegaConf.select(probe, "paths.output_root")) / "compare" / dataset / \
         time.strftime("%Y-%m-%d_%H-%M-%S")
-    command = " ".join(["python -m car.compare"] + args.overrides + ["--methods", ",".join(methods)]
+    command = " ".join(["python -m car.reporting.compare"] + args.overrides + ["--methods", ",".join(methods)]
                        + (["--out", str(args.out)] if args.out else []))
     rows = run_methods(args.overrides, methods, runs_dir)
     text = markdown(rows, dataset, command)

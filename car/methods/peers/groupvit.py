@@ -35,9 +35,9 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from car.baselines.segmenter import AUTOCAST, InputGeometry, Refinement
-from car.baselines.sliding import resize_short_side, sliding_logits
-from car.baselines.text import ClassQueries
+from car.methods.peers.segmenter import AUTOCAST, InputGeometry, Refinement
+from car.methods.peers.sliding import resize_short_side, sliding_logits
+from car.methods.peers.text import ClassQueries
 from car.errors import CarError
 
 log = logging.getLogger(__name__)

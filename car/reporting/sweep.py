@@ -1,13 +1,13 @@
 """Summarise a sweep: every run's metrics.json under a multirun directory, sorted by mIoU.
 
-    python -m car.sweep outputs/multirun/2024-05-01_12-00-00 [--top 20]
+    python -m car.reporting.sweep outputs/multirun/2024-05-01_12-00-00 [--top 20]
 
 Writes `sweep_summary.md` and `sweep_summary.csv` into that directory and prints the Markdown.
 Columns: the run's sub-directory, dataset, backbone, mIoU, η, θ, λ and every other config value
 that differs between runs (read from the resolved config stored in metrics.json). The run whose
 η/θ/λ equal its dataset's paper values (conf/dataset/<name>.yaml) is marked `← paper`.
 
-Plots (car/plots.py): `sweep_plot.png`, mIoU against each swept threshold (one line per
+Plots (car/reporting/plots.py): `sweep_plot.png`, mIoU against each swept threshold (one line per
 combination of the other settings, the paper's setting starred); for an Optuna sweep
 (`hparams_search=optuna`) also Optuna's own `optuna_history.png` and `optuna_importance.png`,
 rebuilt from the runs' metrics.json (skipped, with a note, where Optuna's matplotlib
@@ -169,7 +169,7 @@ def sweep_points(runs: list[dict]) -> tuple[list[str], list[dict]]:
 
 def plot_sweep(root: str | Path, runs: list[dict] | None = None) -> tuple[list[Path], list[str]]:
     """The sweep's plots in `root`: ([paths written], [notes on plots left out])."""
-    from car import plots
+    from car.reporting import plots
 
     root = Path(root)
     runs = collect_runs(root) if runs is None else runs
@@ -275,7 +275,7 @@ def draw_optuna(root: Path, study, optuna_mpl, plt) -> tuple[list[Path], list[st
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m car.sweep", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m car.reporting.sweep", description=__doc__.split("\n\n")[0])
     parser.add_argument("multirun_dir", help="a Hydra multirun (sweep) directory")
     parser.add_argument("--top", type=int, default=None, help="print only the best N runs (files keep all)")
     args = parser.parse_args(argv)

@@ -24,7 +24,7 @@ same patch count: 250,000 px for the tiny CLIP (8-px patches), 765,625 px for a 
 
 Images within the budget pass through untouched (the same array). With resize=False an image
 above the budget is a one-sentence `CarError` (a counted skip under on_bad_sample=skip) instead
-of an allocation failure deep inside CLIP. The segmenters (car/method/segmenter.py) call this on
+of an allocation failure deep inside CLIP. The segmenters (car/methods/car/segmenter.py) call this on
 every image, so every entry point gets the same rule.
 """
 

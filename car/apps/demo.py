@@ -25,7 +25,7 @@ import numpy as np
 
 from car.api import DEFAULT_PROFILE, CarSegmenter, Segmentation, backbones, profiles
 from car.errors import CarError
-from car.segment import POST_CHOICES, save_segmentation, setting_overrides
+from car.apps.segment import POST_CHOICES, save_segmentation, setting_overrides
 
 SHAPES_EXAMPLES = (12, 18, 16)  # shapes val scenes shown as examples (the tiny CLIP finds most of their glyphs)
 EXAMPLE_SCALE = 6  # 64x64 scenes enlarged (nearest) to 384x384 for display; CaR's budget shrinks them back
@@ -51,7 +51,7 @@ def shapes_examples(out_dir: Path) -> list[list]:
 
 
 def folder_examples(folder: Path, phrases: str) -> list[list]:
-    from car.segment import expand_images
+    from car.apps.segment import expand_images
 
     return [[str(p), phrases] for p in expand_images([str(folder)])]
 

@@ -44,7 +44,7 @@ def postprocess_identity(cfg: DictConfig) -> dict | None:
         return None
     post = OmegaConf.to_container(cfg.postprocess, resolve=True)
     if post.get("name") == "sam":
-        from car.sam.generator import sam_identity
+        from car.postprocess.sam.generator import sam_identity
 
         post["weights"] = sam_identity(post["variant"], post["encoder"], post.get("checkpoint"), cfg.seed)
     return post

@@ -19,10 +19,10 @@ import numpy as np
 import torch
 
 from car.clip.precision import to_fp16_weights
-from car.method.classifier import MaskClassifier
-from car.method.prompts import VisualPrompt
-from car.method.proposals import ProposalGenerator
-from car.method.text import TextEncoder, origami
+from car.methods.car.classifier import MaskClassifier
+from car.methods.car.prompts import VisualPrompt
+from car.methods.car.proposals import ProposalGenerator
+from car.methods.car.text import TextEncoder, origami
 
 
 @dataclass

@@ -1,8 +1,8 @@
 """Compare reproduced numbers with expected ones: the paper table (results/published.yaml) or any
 file of the same format (e.g. a synthetic benchmark's expected values).
 
-    python -m car.report outputs/multirun/<time>                      # vs results/published.yaml
-    python -m car.report <dir> --published results/shapes_expected.yaml
+    python -m car.reporting.report outputs/multirun/<time>                      # vs results/published.yaml
+    python -m car.reporting.report <dir> --published results/shapes_expected.yaml
 
 Every metrics.json under <dir> is one row. Its expected entry is found by the run's
 `dataset.published_key` (e.g. `voc21`, `refcoco/testA`) in the file's `car.semantic` /
@@ -28,8 +28,8 @@ from pathlib import Path
 import yaml
 
 from car.config import RESULTS_DIR
-from car.results import method_section, sam_row, uses_sam
-from car.sweep import collect_runs
+from car.reporting.results import method_section, sam_row, uses_sam
+from car.reporting.sweep import collect_runs
 
 DEFAULT_PUBLISHED = RESULTS_DIR / "published.yaml"  # the checkout's results/, or the installed package's copy
 DEFAULT_TOLERANCE = 1.0
@@ -108,7 +108,7 @@ def table(rows: list[dict]) -> str:
 
 def chart(rows: list[dict], path: Path) -> Path:
     """Grouped bars per row (its key, plus the run where keys repeat): expected and reproduced mIoU."""
-    from car import plots
+    from car.reporting import plots
 
     keys = [r["key"] for r in rows]
     labels = [k if keys.count(k) == 1 else f"{k} ({r['run']})" for k, r in zip(keys, rows)]
@@ -117,7 +117,7 @@ def chart(rows: list[dict], path: Path) -> Path:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m car.report", description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m car.reporting.report", description=__doc__.split("\n\n")[0])
     parser.add_argument("runs_dir", help="a multirun directory (or one run directory)")
     parser.add_argument("--published", default=None,
                         help=f"expected values (default {DEFAULT_PUBLISHED})")

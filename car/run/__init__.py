@@ -1,0 +1,1 @@
+"""Running an evaluation: build the objects from the config, predict, score, store, log."""
