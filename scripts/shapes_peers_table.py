@@ -24,7 +24,11 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.reporting.compare import METHODS, markdown, run_methods
+from car.methods.peers.build import PEER_METHODS
+from car.reporting.compare import markdown, run_methods
+
+# The methods that run on the tiny CLIP itself (GroupViT brings its own model, none exists for shapes).
+METHODS = ("car",) + PEER_METHODS
 
 CI_IMAGES = 40
 CI_TOLERANCE = 1.0  # mIoU points: CPU float differences across machines move a few pixels, not points

@@ -44,7 +44,11 @@ def test_console_script_entry_point_runs(name):
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     if name == "car-evaluate":  # Hydra's help lists the config groups found in the configs
-        assert "dataset: coco_object, context59" in proc.stdout and "method: car, clearclip" in proc.stdout
+        listing = proc.stdout.split("== Config ==")[0]  # the "Configuration groups" section
+        groups = {line.split(":", 1)[0]: line.split(":", 1)[1] for line in listing.splitlines()
+                  if line.startswith(("dataset:", "method:"))}
+        assert {"voc", "coco_object", "context59", "shapes"} <= {g.strip() for g in groups["dataset"].split(",")}
+        assert {"car", "clearclip", "groupvit"} <= {g.strip() for g in groups["method"].split(",")}
     else:
         assert proc.stdout.startswith("usage:")
 

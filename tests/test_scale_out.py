@@ -145,14 +145,19 @@ def test_paper_table_experiment_sweeps_every_paper_row():
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     rows = cfg.hydra.sweeper.params.paper_row.split(",")
     assert {"voc21", "voc21_sam", "coco_object_sam", "context60_sam", "refcoco_testB", "refcocog_google_val"} <= set(rows)
-    assert len(rows) == len(set(rows)) == 17
+    assert len(rows) == len(set(rows)) == 22
+    unpublished = {"coco_stuff", "cityscapes", "ade150", "ade847", "context459"}  # no CaR number exists for these
     expected = {}
     for row in rows:
         run = compose([f"paper_row={row}"])
         assert run.postprocess.name == ("sam" if row.endswith("_sam") else "none")
         published = published_row(run)
+        if row in unpublished:
+            assert published is None or published.get("miou") is None, row
+            continue
         assert published is not None, row
         expected[row] = (run.dataset.name, run.backbone.name, published["miou"])
+    assert len(expected) == 17
     assert expected["voc21"] == ("voc", "vitb16_vitl14", 67.6) and expected["voc21_sam"][2] == 70.2
     assert expected["context60_sam"][2] == 31.1 and expected["coco_object_sam"][2] == 37.6
     assert expected["refcoco_testA"] == ("refcoco", "vitb16", 35.36)
