@@ -9,7 +9,8 @@ import json
 import pytest
 
 from car.methods.peers.build import PEER_METHODS
-from car.reporting.compare import BENCHMARKS, main as compare_main
+from car.reporting.benchmark_table import BENCHMARKS
+from car.reporting.compare import main as compare_main
 from car.config import compose
 from car.run.evaluation import evaluate
 from tests.conftest import SHARED_DATA, needs_shared_data
