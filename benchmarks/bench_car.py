@@ -46,7 +46,7 @@ from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noq
 from car.methods.car.prompts import VisualPrompt  # noqa: E402
 from car.methods.car.proposals import ProposalGenerator  # noqa: E402
 from car.methods.car.recurrence import CaR, FP16_WEIGHTS, PRECISIONS  # noqa: E402
-from car.methods.car.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
+from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
 from car.methods.car.text import TextEncoder  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("CAR_SHARED_DATA") or REPO.parent / "shared" / "data")  # as tests/conftest.py
@@ -56,7 +56,7 @@ VOC_QUERIES = ["aeroplane", "bicycle", "bird avian", "boat", "bottle", "bus", "c
                "diningtable", "dog", "horse", "motorbike", "person with clothes,people,human", "pottedplant",
                "sheep", "sofa", "train", "tvmonitor screen"]
 REFERENCE_NOTE = (
-    "The reference is car/methods/car/reference.py run in the same process: our stages with the official code's loop "
+    "The reference is benchmarks/reference.py run in the same process: our stages with the official code's loop "
     "structure (per query one full visual-tower forward, trunk included, and one gradCAM backward; per classifier "
     "template every prompted image re-encoded alone; every text - queries, background words, filled templates - "
     "embedded anew for every image). It gives the same masks and scores (checked below). It is not the official "

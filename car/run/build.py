@@ -1,15 +1,17 @@
-"""Build the objects of a run from its resolved config: dataset, CaR segmenter, trainer, loggers."""
+"""Build the objects of a run from its resolved config: dataset, CaR segmenter, trainer, loggers.
+
+Lightning, Hydra's instantiation, the peer methods, SAM and the metrics are imported where they are
+used: `car-segment` and the Python API build only CaR, and their cold start pays only for that.
+"""
 
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
-import hydra
-import pytorch_lightning as pl
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from car.methods.peers.build import build_peer_segmenter
 from car.clip.load import ClipModel, load_clip
 from car.errors import CarError
 from car.methods.car.classifier import MaskClassifier
@@ -19,13 +21,16 @@ from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
 from car.methods.car.segmenter import QueryPass, ReferringCaR, SemanticCaR
 from car.methods.car.text import TextEncoder
-from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
 from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
-from car.postprocess.sam import build_sam
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
 
 
 def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
     """Instantiate `dataset.loader`; only classes of this package may be named there."""
+    import hydra
+
     target = str(cfg.dataset.loader.get("_target_", ""))
     if not target.startswith("car.data."):
         raise CarError(f"dataset.loader._target_ must name a loader in car.data, got '{target}'.")
@@ -87,7 +92,11 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
     """Semantic: queries and label ids from the dataset config (`queries` for ids 1..K, or
     `passes`). Referring: queries are each sample's sentences."""
     if cfg.method.name != "car":  # a peer method (car/methods/peers): same protocol, its own segmenter
+        from car.methods.peers.build import build_peer_segmenter
+
         return build_peer_segmenter(cfg, proposal_clip, classifier_clip)
+    from car.postprocess.sam import build_sam
+
     d = cfg.dataset
     sam_masks, sam_match = build_sam(cfg)  # (None, None) unless postprocess=sam
     if is_referring(cfg):
@@ -120,6 +129,8 @@ def predicts_background(cfg: DictConfig) -> bool:
 
 
 def build_metric(cfg: DictConfig):
+    from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
+
     if is_referring(cfg):
         weighting = cfg.dataset.get("weighting", "unit")
         if weighting not in WEIGHTINGS:
@@ -130,10 +141,14 @@ def build_metric(cfg: DictConfig):
 
 
 def build_loggers(cfg: DictConfig) -> list:
+    import hydra
+
     return [hydra.utils.instantiate(spec) for spec in (cfg.get("logger") or {}).values()]
 
 
 def build_trainer(cfg: DictConfig, loggers: list) -> pl.Trainer:
+    import pytorch_lightning as pl
+
     kwargs = OmegaConf.to_container(cfg.trainer, resolve=True)
     kwargs["inference_mode"] = False  # gradCAM needs autograd inside predict
     return pl.Trainer(logger=loggers or False, enable_checkpointing=False, **kwargs)
