@@ -2,7 +2,7 @@
 
     bash ../shared/oracle/setup.sh            # once: the official code's venv (prints its python)
     python benchmarks/bench_official.py       # ~10 min on a quiet 2-core machine
-    python benchmarks/bench_official.py --cases small --no-segment --images 3
+    python benchmarks/bench_official.py --cases small --parts ours --images 3    # ours only, official kept
 
 For each case of benchmarks/cases.py (`voc20`: the 500x334 VOC image 2007_000129 with the 20 VOC
 query strings; `small`: VOC 2007_000032 at 224 px with 4 classes; official VOC settings):
@@ -79,7 +79,7 @@ def run_official(case: str, python: Path, weights: Path, work: Path, threads: in
     if proc.returncode != 0 or not match:
         raise SystemExit(f"the official code failed ({proc.returncode}): {proc.stderr[-3000:]}")
     steps = len(re.findall(r"^step \d+:", proc.stdout, flags=re.M))
-    return {"command": " ".join(cmd[1:]).replace(str(REPO.parent), ".."), "build_s": float(match[1]),
+    return {"load_average_after": [round(x, 2) for x in os.getloadavg()], "command": " ".join(cmd[1:]).replace(str(REPO.parent), ".."), "build_s": float(match[1]),
             "inference_s": float(match[2]), "process_wall_s": wall, "steps": steps}
 
 
@@ -107,7 +107,7 @@ def run_segment(weights: Path, work: Path, threads: int) -> dict:
             "timings": t}
 
 
-def summarise_case(case: str, ours: dict, official: dict | None, primed: dict, gflops: float) -> dict:
+def summarise_case(case: str, ours: dict, primed: dict, gflops: float) -> dict:
     rows = ours["images"]
     cold, steady = rows[0]["seconds"], statistics.median(r["seconds"] for r in rows[1:])
     stage_names = list(rows[1]["stages_s"])
@@ -122,11 +122,15 @@ def summarise_case(case: str, ours: dict, official: dict | None, primed: dict, g
                     "steps": rows[-1]["steps"], "live_per_step": rows[-1]["live_per_step"],
                     "same_labels_every_image": all(r["same_labels_as_first"] for r in rows)},
            "floors": {k: {**v, "measured_s": steady_stages.get(k)} for k, v in floor.items()}}
-    if official:
-        out["official"] = official
-        out["speedup_steady"] = official["inference_s"] / steady
-        out["speedup_first_image"] = official["inference_s"] / cold
     return out
+
+
+def add_ratios(entry: dict) -> None:
+    """The official per-image time over ours (steady state, first image), when both were measured."""
+    if "official" in entry and "ours" in entry:
+        official = entry["official"]["inference_s"]
+        entry["speedup_steady"] = official / entry["ours"]["steady_s_per_image"]
+        entry["speedup_first_image"] = official / entry["ours"]["first_image_s"]
 
 
 def machine(threads: int) -> dict:
@@ -136,6 +140,9 @@ def machine(threads: int) -> dict:
             "threads": threads, "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
+PARTS = ("ours", "official", "segment")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", default="voc20,small")
@@ -143,39 +150,57 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--oracle-python", type=Path, default=DEFAULT_ORACLE_PY,
                    help="the official code's venv python (bash ../shared/oracle/setup.sh prints it)")
-    p.add_argument("--no-oracle", action="store_true", help="time ours only (no ratios)")
-    p.add_argument("--no-segment", action="store_true")
+    p.add_argument("--parts", default=",".join(PARTS),
+                   help="what to run (default all); with fewer parts the others are kept from --out, each with the "
+                        "time and load average of its own run")
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "car-bench-official")
     p.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "official_cpu.json")
     p.add_argument("--no-report", action="store_true", help="do not render results/benchmarks.md")
     args = p.parse_args(argv)
+    parts = [x for x in args.parts.split(",") if x]
+    if set(parts) - set(PARTS):
+        p.error(f"--parts: choose from {', '.join(PARTS)}")
     from car.fidelity.golden import golden_dir, golden_weights
 
     if golden_dir() is None:
         raise SystemExit("The golden folder (../shared/golden, or $CAR_GOLDEN_DIR) with make_weights.py is missing: "
                          "it draws the random ViT-B/16 both codes load.")
-    if not args.no_oracle and not (args.oracle_python.is_file() and ORACLE.is_file()):
+    if "official" in parts and not (args.oracle_python.is_file() and ORACLE.is_file()):
         raise SystemExit(f"The official code's python {args.oracle_python} (or {ORACLE}) is missing: run "
-                         f"`bash ../shared/oracle/setup.sh` and pass --oracle-python, or use --no-oracle.")
+                         f"`bash ../shared/oracle/setup.sh` and pass --oracle-python, or leave out --parts official.")
     args.work.mkdir(parents=True, exist_ok=True)
     weights = golden_weights(golden_dir(), args.work)
+    old = json.loads(args.out.read_text()) if set(parts) != set(PARTS) and args.out.is_file() else {}
     report = {"kind": "official", "command": "python benchmarks/bench_official.py " + " ".join(argv or sys.argv[1:]),
               "machine": machine(args.threads), "weights": "random ViT-B/16 (golden make_weights.py, seed 2) for both "
-              "CLIPs, one OpenAI-format .pt loaded by both codes", "cases": {}}
+              "CLIPs, one OpenAI-format .pt loaded by both codes", "parts": {}, "cases": {}}
+    report["parts"] = {k: v for k, v in old.get("parts", {}).items() if k not in parts}
     report["matmul_gflops"] = matmul_gflops(args.threads)
     print(f"matmul: {report['matmul_gflops']:.0f} GFLOP/s on {args.threads} threads", flush=True)
     for case in args.cases.split(","):
-        primed = run_ours(case, weights, args.work, 1, args.threads, stages=False)  # fills the text cache
-        ours = run_ours(case, weights, args.work, args.images, args.threads)
-        official = None if args.no_oracle else run_official(case, args.oracle_python, weights, args.work, args.threads)
-        report["cases"][case] = summarise_case(case, ours, official, primed, report["matmul_gflops"])
-        r = report["cases"][case]
-        print(f"{case}: ours first {r['ours']['first_image_s']:.2f} s, steady {r['ours']['steady_s_per_image']:.2f} s"
-              + (f"; official {official['inference_s']:.1f} s ({r['speedup_steady']:.1f}x steady, "
-                 f"{r['speedup_first_image']:.1f}x first)" if official else ""), flush=True)
-    if not args.no_segment:
+        kept = old.get("cases", {}).get(case, {})
+        if "ours" in parts:
+            primed = run_ours(case, weights, args.work, 1, args.threads, stages=False)  # fills the text cache
+            ours = run_ours(case, weights, args.work, args.images, args.threads)
+            entry = summarise_case(case, ours, primed, report["matmul_gflops"])
+        else:
+            entry = {k: v for k, v in kept.items() if k != "official"}
+        if "official" in parts:
+            entry["official"] = run_official(case, args.oracle_python, weights, args.work, args.threads)
+        elif "official" in kept:
+            entry["official"] = kept["official"]
+        add_ratios(entry)
+        report["cases"][case] = entry
+        print(f"{case}: " + json.dumps({k: entry[k] for k in ("speedup_steady", "speedup_first_image") if k in entry}),
+              flush=True)
+    for part in parts:
+        report["parts"][part] = {"run": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
+                                 "load_average": [round(x, 2) for x in os.getloadavg()]}
+    if "segment" in parts:
         report["segment"] = run_segment(weights, args.work, args.threads)
         print(f"car-segment cold: {report['segment']['wall_s']:.2f} s", flush=True)
+    elif "segment" in old:
+        report["segment"] = old["segment"]
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
