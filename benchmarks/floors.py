@@ -43,7 +43,7 @@ def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict =
     s = vit["classifier_size"] // p
     tc = s * s + 1
     per_image = 2 * s * s * c * (3 * p * p) + (layers - 2) * block_forward(tc, c)
-    per_image += 2 * tc * 2 * c * c + 24 * c * c + 4 * tc * c + 2 * c * d
+    per_image += 2 * tc * 2 * c * c + 20 * c * c + 4 * tc * c + 2 * c * d  # K, V of all; q, out, MLP of CLS
     classifier = sum(live_per_step) * per_image
     return {"trunk (blocks 1..L-1)": trunk, "gradCAM (last block + backward)": gradcam,
             "box masks, affinity, upsampling": refine, "classifier images": classifier}
