@@ -99,7 +99,7 @@ def open_video(source, fps: float | None = None) -> VideoSource:
     try:
         with av.open(str(path)) as container:
             if not container.streams.video:
-                raise CarError(f"'{path}' holds no video stream.")
+                raise CarError(f"'{path}' holds no video frames (it has no video stream).")
             stream = container.streams.video[0]
             rate = stream.average_rate or stream.guessed_rate or stream.base_rate
             count = int(stream.frames) or None
@@ -109,7 +109,7 @@ def open_video(source, fps: float | None = None) -> VideoSource:
         raise CarError(f"Cannot read '{path}' as a video ({_why(err)}).") from None
     first = next(_decode(path, 1), None)
     if first is None:
-        raise CarError(f"'{path}' holds no video frame.")
+        raise CarError(f"'{path}' holds no video frames.")
     rate = float(fps or (rate if rate and rate > 0 else FOLDER_FPS))
     return VideoSource(path, rate, first[1].shape[:2], count)
 
