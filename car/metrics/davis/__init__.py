@@ -8,5 +8,5 @@ from car.metrics.davis.folder import DavisInputError, evaluate_folder, score_fol
 from car.metrics.davis.measures import boundary_measure, object_statistics, region_similarity, seg2bmap
 from car.metrics.davis.protocol import GLOBAL_KEYS, TASKS, DavisMeasures
 
-__all__ = ["DavisMeasures", "DavisInputError", "GLOBAL_KEYS", "TASKS", "boundary_measure", "evaluate_folder",
+__all__ = ["GLOBAL_KEYS", "TASKS", "DavisInputError", "DavisMeasures", "boundary_measure", "evaluate_folder",
            "object_statistics", "region_similarity", "score_folder", "seg2bmap"]

@@ -24,7 +24,7 @@ from car.metrics.davis.measures import BOUNDARY_FRACTION, boundary_tolerance, di
 class _Boundary:
     """One object's boundary in one frame: its pixels, and (on first use) its dilated crop."""
 
-    __slots__ = ("xy", "top", "left", "bottom", "right", "_crop", "_kernel", "_dilated")
+    __slots__ = ("_crop", "_dilated", "_kernel", "bottom", "left", "right", "top", "xy")
 
     def __init__(self, labels: np.ndarray, label: int, box: tuple[int, int, int, int], kernel: np.ndarray) -> None:
         x, y, w, h = box  # the object's bounding box in the label map
