@@ -58,7 +58,8 @@ def test_command_on_an_mp4_end_to_end(tmp_path):
     out = tmp_path / "out"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     run = subprocess.run([sys.executable, "-m", "car.apps.segment", str(clip), "--texts", ",".join(PHRASES),
-                          "--out", str(out)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600)
+                          "--out", str(out)], cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=600,
+                         check=False)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "1 video(s)" in run.stderr
     record, labels = check_video_outputs(out, "clip", ["00000", "00001", "00002"], (128, 128), 8.0)

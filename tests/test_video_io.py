@@ -11,9 +11,23 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from car.data.video_io import FOLDER_FPS, VideoWriter, even_size, open_video, read_video, write_video
+from car.data.video_io import (
+    FOLDER_FPS,
+    VideoWriter,
+    even_size,
+    open_video,
+    read_video,
+    write_video,
+)
 from car.errors import CarError
-from tests.video_helpers import clip_frames, no_frame_mp4, probe, save_clip, save_frame_folder, zeroed_payload
+from tests.video_helpers import (
+    clip_frames,
+    no_frame_mp4,
+    probe,
+    save_clip,
+    save_frame_folder,
+    zeroed_payload,
+)
 
 
 def test_round_trip_is_browser_playable_h264(tmp_path):
@@ -110,17 +124,15 @@ def test_bad_frame_folders(tmp_path):
 
 def test_writer_never_leaves_half_a_file(tmp_path):
     frames = clip_frames(2)
-    with pytest.raises(RuntimeError):
-        with VideoWriter(tmp_path / "out.mp4", fps=8) as out:
-            out.write(frames[0])
-            raise RuntimeError("the segmenter failed on frame 1")
-    with pytest.raises(CarError, match="is 128x128, the first was 64x64"):
-        with VideoWriter(tmp_path / "out.mp4", fps=8) as out:
-            out.write(frames[0])
-            out.write(clip_frames(1, scale=2)[0])
-    with pytest.raises(CarError, match="No frame was written"):
-        with VideoWriter(tmp_path / "out.mp4", fps=8):
-            pass
+    with pytest.raises(RuntimeError), VideoWriter(tmp_path / "out.mp4", fps=8) as out:
+        out.write(frames[0])
+        raise RuntimeError("the segmenter failed on frame 1")
+    with pytest.raises(CarError, match="is 128x128, the first was 64x64"), \
+            VideoWriter(tmp_path / "out.mp4", fps=8) as out:
+        out.write(frames[0])
+        out.write(clip_frames(1, scale=2)[0])
+    with pytest.raises(CarError, match="No frame was written"), VideoWriter(tmp_path / "out.mp4", fps=8):
+        pass
     assert list(tmp_path.iterdir()) == []
 
 

@@ -26,7 +26,13 @@ import time
 from pathlib import Path
 
 from car.apps.video import VideoSummary, iter_frames
-from car.data.video_io import VideoSource, VideoWriter, current_umask, is_video_file, open_video
+from car.data.video_io import (
+    VideoSource,
+    VideoWriter,
+    current_umask,
+    is_video_file,
+    open_video,
+)
 from car.errors import CarError
 
 
@@ -102,7 +108,6 @@ def check_free(out_dir: Path, stems: list[str]) -> None:
 def save_video(seg, video: VideoSource, phrases: list[str], out_dir: Path, stem: str, record: dict,
                max_frames: int | None = None, progress=None) -> dict:
     """Segment every frame and write the three outputs; returns {kind: path}."""
-    from PIL import Image
 
     from car.apps.segment import overlay_image
     from car.reporting.viz import label_png, palette_for

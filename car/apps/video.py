@@ -16,9 +16,9 @@ the frames one by one for callers that stream (car-segment writes each frame as 
 from __future__ import annotations
 
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -137,12 +137,11 @@ def iter_frames(seg, source, texts, max_frames: int | None = None, timings: dict
     start = time.perf_counter()
     seg.segmenter.car.embed_texts(phrases)
     timings["texts"] = round(time.perf_counter() - start, 4)
-    segment, count = 0.0, 0
-    for name, rgb in source.frames(max_frames):
+    segment = 0.0
+    for count, (name, rgb) in enumerate(source.frames(max_frames), start=1):
         tick = time.perf_counter()
         result = seg(rgb, phrases)
         segment += time.perf_counter() - tick
-        count += 1
         timings.update(segment=round(segment, 4), frames_per_second=round(count / max(segment, 1e-9), 3))
         yield name, result
 

@@ -16,13 +16,14 @@ different sizes, stop with one sentence naming the file (car.errors.CarError).
 
 from __future__ import annotations
 
+import contextlib
 import os
 import re
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -160,7 +161,7 @@ def _decode(path: Path, max_frames: int | None) -> Iterator[tuple[str, np.ndarra
                 if max_frames is not None and index >= max_frames:
                     return
                 rgb = frame.to_ndarray(format="rgb24")  # [H, W, 3]
-                turns = int(round(getattr(frame, "rotation", 0) / 90)) % 4  # display matrix: counter-clockwise
+                turns = round(getattr(frame, "rotation", 0) / 90) % 4  # display matrix: counter-clockwise
                 yield f"{index:05d}", np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb
                 index += 1
     except (av.FFmpegError, OSError, ValueError) as err:
@@ -250,14 +251,12 @@ class VideoWriter:
 
     def abort(self) -> None:
         if self._container is not None:
-            try:
+            with contextlib.suppress(Exception):  # the file is discarded anyway
                 self._container.close()
-            except Exception:  # noqa: BLE001 (the file is discarded anyway)
-                pass
             self._container = None
         self._tmp.unlink(missing_ok=True)
 
-    def __enter__(self) -> VideoWriter:
+    def __enter__(self) -> VideoWriter:  # noqa: PYI034 (typing.Self needs Python 3.11)
         return self
 
     def __exit__(self, kind, value, tb) -> None:
