@@ -9,6 +9,7 @@
     out.scores         # final classifier score per phrase, None where the recurrence pruned it
     out.trace          # per step: the live phrases, their scores, which were kept and pruned
     out.timings        # seconds: read, car (the CLIPs), post (CRF / SAM, painting), total
+    video = seg.video("clip.mp4", ["circle"])          # a video, a frame folder or a list of frames (car/apps/video.py)
 
 The profile is a dataset config of conf/dataset/ (voc, coco_object, context59, ...: the paper's η,
 θ, λ, visual prompts and background words for that kind of picture, and its default backbone) or
@@ -275,6 +276,13 @@ class CarSegmenter:
         """One sentence per phrase longer than the CLIPs' text context (they read only its start)."""
         notes = {note: None for clip in self.clips for note in overlong_phrases(clip.tokenizer, phrases)}
         return list(notes)
+
+    def video(self, source, texts, fps: float | None = None, max_frames: int | None = None):
+        """CaR on every frame of a video file, a folder of frames or a list of frames, the phrases
+        embedded once -> car.apps.video.VideoSegmentation (per-frame results, fps, label_maps [T, H, W])."""
+        from car.apps.video import segment_video
+
+        return segment_video(self, source, texts, fps, max_frames)
 
 
 def _name(image) -> str | None:
