@@ -26,7 +26,7 @@ def can_mount() -> bool:
     if shutil.which("unshare") is None or not sys.platform.startswith("linux"):
         return False
     probe = subprocess.run(["unshare", "-m", "sh", "-c", "mount -t tmpfs -o size=16k tmpfs /mnt"],
-                           capture_output=True, timeout=30)
+                           check=False, capture_output=True, timeout=30)
     return probe.returncode == 0
 
 
@@ -39,7 +39,7 @@ def run_with_mount(argv: list[str], mount_point, options: str, cwd=None, env=Non
     os.makedirs(mount_point, exist_ok=True)
     script = f"mount -t tmpfs -o {shlex.quote(options)} tmpfs {shlex.quote(str(mount_point))} && {prepare or 'true'}" \
              f" && exec {shlex.join(str(a) for a in argv)}"
-    return subprocess.run(["unshare", "-m", "sh", "-c", script], cwd=cwd, env=env, capture_output=True,
+    return subprocess.run(["unshare", "-m", "sh", "-c", script], check=False, cwd=cwd, env=env, capture_output=True,
                           text=True, timeout=timeout)
 
 

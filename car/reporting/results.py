@@ -10,9 +10,9 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from car.reporting.comparability import comparability
 from car.errors import CarError
 from car.outputs import write_json, write_text
+from car.reporting.comparability import comparability
 
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
 

@@ -10,8 +10,18 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from car.data.common import list_collate
+from car.data.guard import GuardedDataset
+from car.errors import CarError
+from car.methods.car.text import flush_all as flush_text_caches
 from car.methods.peers.build import run_notes as peer_run_notes
 from car.methods.peers.build import uses_backbone
+from car.metrics import protocol_name, segmentation_scores
+from car.outputs import check_output_dir
+from car.postprocess.sam import sam_record
+from car.reporting.report_html import write_report_safely
+from car.reporting.results import build_metrics, print_summary, write_outputs
+from car.reporting.viz import save_overlays
 from car.run.build import (
     build_dataset,
     build_loggers,
@@ -22,21 +32,11 @@ from car.run.build import (
     load_backbones,
     predicts_background,
 )
-from car.data.common import list_collate
-from car.data.guard import GuardedDataset
-from car.errors import CarError
-from car.outputs import check_output_dir
 from car.run.distributed import gather_interleaved, gather_predictions, gather_sum
 from car.run.inputs import check_inputs
-from car.methods.car.text import flush_all as flush_text_caches
-from car.metrics import protocol_name, segmentation_scores
 from car.run.predictor import CarPredictor
-from car.reporting.results import build_metrics, print_summary, write_outputs
-from car.postprocess.sam import sam_record
 from car.run.store import PredictionStore, run_key
 from car.run.tracking import log_to_loggers
-from car.reporting.report_html import write_report_safely
-from car.reporting.viz import save_overlays
 
 log = logging.getLogger(__name__)
 
