@@ -14,26 +14,10 @@ from PIL import Image
 
 from car.data.ref_davis17 import EXPRESSION_SETS, RefDavis17
 from car.errors import CarError
+from tests.ref_davis17_helpers import H, W, annotation, make_tree, save_png, write_expressions
 
-H, W = 24, 32
 VIDEOS = {"bike-packing": (3, 2), "blackswan": (4, 1), "classic-car": (2, 1)}  # video -> (frames, objects)
 VAL, TRAIN = ["bike-packing", "blackswan"], ["classic-car"]
-PALETTE = [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0] + [0] * (252 * 3 - 12) + [224, 224, 192]
-
-
-def annotation(t: int, objects: int) -> np.ndarray:
-    ids = np.zeros((H, W), np.uint8)
-    for k in range(1, objects + 1):
-        ids[2 + 6 * (k - 1):6 + 6 * (k - 1), 3 + t:10 + t] = k
-    ids[-1, :] = 255  # void
-    return ids
-
-
-def save_png(path: Path, ids: np.ndarray) -> None:
-    image = Image.fromarray(ids, mode="P")
-    image.putpalette(PALETTE + [0] * (768 - len(PALETTE)))
-    image.save(path)
-
 
 LINES = {  # expression set -> lines (annotator 2 writes latin-1, annotator 1 UTF-8)
     "annot1": ['bike-packing 1 "a man riding a bike"', 'bike-packing 2 "the bike – a black one"',
@@ -45,36 +29,11 @@ LINES = {  # expression set -> lines (annotator 2 writes latin-1, annotator 1 UT
     "annot2_full_video": ['bike-packing 1 "a man"', 'bike-packing 2 "bike"',
                           'blackswan 1 "black bird on the water"', 'clasic-car 1 "a vintage car"'],
 }
-FILES = {"annot1": ("Davis17_annot1.txt", "utf-8"), "annot1_full_video": ("Davis17_annot1_full_video.txt", "utf-8"),
-         "annot2": ("Davis17_annot2.txt", "latin-1"), "annot2_full_video": ("Davis17_annot2_full_video.txt", "latin-1")}
-
-
-def write_expressions(root: Path, expression_set: str, lines: list[str]) -> Path:
-    name, encoding = FILES[expression_set]
-    path = root / "davis_text_annotations" / name
-    path.write_bytes(("\n".join(lines) + "\n").encode(encoding))
-    return path
 
 
 @pytest.fixture
 def tree(tmp_path) -> Path:
-    root = tmp_path / "ref_davis17"
-    davis = root / "DAVIS"
-    (davis / "ImageSets" / "2017").mkdir(parents=True)
-    (davis / "ImageSets" / "2017" / "val.txt").write_text("\n".join(VAL) + "\n")
-    (davis / "ImageSets" / "2017" / "train.txt").write_text("\n".join(TRAIN) + "\n")
-    rng = np.random.default_rng(0)
-    for video, (frames, objects) in VIDEOS.items():
-        for folder in ("JPEGImages", "Annotations_unsupervised"):
-            (davis / folder / "480p" / video).mkdir(parents=True)
-        for t in range(frames):
-            Image.fromarray(rng.integers(0, 256, (H, W, 3), dtype=np.uint8)).save(
-                davis / "JPEGImages" / "480p" / video / f"{t:05d}.jpg", quality=95)
-            save_png(davis / "Annotations_unsupervised" / "480p" / video / f"{t:05d}.png", annotation(t, objects))
-    (root / "davis_text_annotations").mkdir()
-    for expression_set, lines in LINES.items():
-        write_expressions(root, expression_set, lines)
-    return root
+    return make_tree(tmp_path / "ref_davis17", VIDEOS, VAL, TRAIN, LINES)
 
 
 def test_items_follow_the_video_sample_format(tree):
