@@ -16,7 +16,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
-from car.reporting.viz import enlarge, font, font_size, overlay_labels, separated_palette, upscale_factor
+from car.reporting.viz import (
+    enlarge,
+    font,
+    font_size,
+    overlay_labels,
+    separated_palette,
+    upscale_factor,
+)
 
 MEASURES = (("J&F", "j_and_f"), ("J-Mean", "j_mean"), ("J-Recall", "j_recall"), ("J-Decay", "j_decay"),
             ("F-Mean", "f_mean"), ("F-Recall", "f_recall"), ("F-Decay", "f_decay"))
