@@ -145,3 +145,14 @@ def test_davis_writer_writes_whole_palette_videos(tmp_path):
         writer.write({**sample, "frame_ids": ["00000", "../x"]}, labels)
     with pytest.raises(CarError, match="2 frame ids but 1 predicted"):
         writer.write(sample, labels[:1])
+
+
+def test_a_loader_this_installation_lacks_is_one_sentence():
+    from car.config import compose
+    from car.run.build import build_dataset
+    from car.run.inputs import dataset_problem
+
+    cfg = compose(["dataset=shapes_video", "dataset.loader._target_=car.data.no_such_module.Loader"])
+    with pytest.raises(CarError, match="names car.data.no_such_module.Loader, which this installation does not have"):
+        build_dataset(cfg)
+    assert "does not have" in dataset_problem(cfg)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import hydra
@@ -32,10 +33,20 @@ def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
     if not target.startswith("car.data."):
         raise CarError(f"dataset.loader._target_ must name a loader in car.data, got '{target}'.")
     kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
-    loader_cls = hydra.utils.get_class(kwargs.pop("_target_"))
+    loader_cls = loader_class(kwargs.pop("_target_"))
     if "on_missing" in inspect.signature(loader_cls).parameters:  # loaders that list their files up front
         kwargs.setdefault("on_missing", cfg.get("on_bad_sample", "fail"))
     return loader_cls(**kwargs)  # called directly so that CarError reaches the user unwrapped
+
+
+def loader_class(target: str) -> type:
+    """The loader class a dataset config names, or one sentence when this installation lacks it."""
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ModuleNotFoundError, AttributeError, ValueError):
+        raise CarError(f"dataset.loader._target_ names {target}, which this installation does not have: "
+                       f"update car-bench or fix the dataset config.") from None
 
 
 def load_backbones(cfg: DictConfig, device: str | torch.device = "cpu") -> tuple[ClipModel, ClipModel]:

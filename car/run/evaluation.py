@@ -87,7 +87,7 @@ def video_summary(cfg: DictConfig, scores: dict, per_image: list[dict], out_dir:
     scores["expressions"] = cfg.dataset.video.expressions
     scores["davis_results"] = str(out_dir / "davis")
     scores["davis_root"] = str(out_dir / "davis_root") if cfg.dataset.video.write_ground_truth else \
-        cfg.dataset.loader.get("root")
+        cfg.dataset.video.get("davis_root")
     scores["per_video_frames"] = {p["image_id"]: p.get("frames") for p in per_image}
     return scores
 
