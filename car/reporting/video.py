@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, ImageDraw
 
+from car.outputs import id_path, save_image
 from car.reporting.viz import (
     enlarge,
     font,
@@ -125,11 +126,5 @@ def strip(example: dict) -> Image.Image:
 
 
 def save_strips(examples: list[dict], out_dir: str | Path) -> list[Path]:
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for example in examples:
-        path = out_dir / (str(example["image_id"]).replace("/", "__") + ".png")
-        strip(example).save(path)
-        paths.append(path)
-    return paths
+    """One strip PNG per example at `out_dir/<expression set>/<video>.png`, written atomically."""
+    return [save_image(strip(example), id_path(out_dir, str(example["image_id"]), ".png")) for example in examples]

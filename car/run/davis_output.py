@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from car.errors import CarError
+from car.outputs import write_text
 from car.reporting.viz import label_png, palette
 
 SAFE_NAME = re.compile(r"[A-Za-z0-9_+\-][A-Za-z0-9_.+\-]*")  # no separators, no leading dot
@@ -79,6 +80,4 @@ class DavisWriter:
         """ImageSets/2017/val.txt of the ground-truth tree: the videos written so far."""
         path = self.ground_truth_root / "ImageSets" / "2017" / "val.txt"
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        tmp.write_text("".join(f"{v}\n" for v in self.videos))
-        os.replace(tmp, path)
+        write_text(path, "".join(f"{v}\n" for v in self.videos))
