@@ -7,7 +7,9 @@ backbone, method, quirk profile, images, resumed/skipped counts, time), mIoU und
 rule with the published number and Δ, or "not comparable (reason)" (the verdict metrics.json records
 under `comparison`, car/reporting/comparability.py; worked out here for older runs), the per-class IoU as a sorted
 bar chart, the row-normalised confusion matrix, the time per stage, and the overlay gallery; for
-referring runs the precision@X curve and the per-unit IoU histogram instead of the class charts.
+referring runs the precision@X curve and the per-unit IoU histogram instead of the class charts; for
+video runs J&F, J and F per expression set, the per-video J&F bars, the sets side by side and strips
+of frames with their masks (car/reporting/video.py).
 The charts are written as PNGs into `<run>/figures/` (car/reporting/plots.py) and embedded, like the
 overlays, as base64 data, so the file opens offline and can be moved on its own. (`car.reporting.report` is
 a different command: reproduced numbers against published ones over many runs.)
@@ -24,6 +26,10 @@ import sys
 from pathlib import Path
 
 import yaml
+
+from car.errors import CarError
+from car.outputs import write_text
+from car.reporting import video
 
 log = logging.getLogger(__name__)
 
@@ -42,10 +48,19 @@ def esc(value, quote: bool = False) -> str:
 
 
 def load_metrics(run_dir: str | Path) -> dict:
+    """A run's metrics.json as a dict; CarError (one sentence) if missing, truncated or not an object."""
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
-        raise SystemExit(f"error: no metrics.json in {run_dir} (a finished run's directory)")
-    return json.loads(path.read_text())
+        raise CarError(f"No metrics.json in {run_dir}: give a finished run's directory.")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise CarError(f"{path} is not valid JSON ({type(err).__name__}: {str(err).splitlines()[0]}): it is "
+                       f"truncated or damaged; re-run the evaluation to write it again.") from None
+    if not isinstance(metrics, dict):
+        raise CarError(f"{path} holds a JSON {type(metrics).__name__}, not the object a run writes: it is not a "
+                       f"run's metrics.json.")
+    return metrics
 
 
 def quirk_profile(config: dict) -> str:
@@ -107,8 +122,9 @@ def fallback_reasons(metrics: dict) -> list[str]:
 
 def verdict(metrics: dict) -> dict:
     """{"paper", "delta", "comparable", "reason"}: the stored verdict where the run has one."""
-    paper = (metrics.get("published") or {}).get("miou")
-    delta = None if paper is None or metrics.get("miou") is None else metrics["miou"] - paper
+    head, paper_key = ("j_and_f", "j_and_f") if metrics.get("task") == "video" else ("miou", "miou")
+    paper = (metrics.get("published") or {}).get(paper_key)
+    delta = None if paper is None or metrics.get(head) is None else metrics[head] - paper
     ok, reason = stored_verdict(metrics)
     if ok is None:
         reasons = fallback_reasons(metrics)
@@ -134,6 +150,8 @@ def paper_rule_key(metrics: dict) -> str:
 
 def score_rows(metrics: dict) -> list[tuple[str, str, float | None]]:
     """(label, metrics.json key, value) of every score the run has, the headline first."""
+    if metrics.get("task") == "video":
+        return video.score_rows(metrics)
     if metrics.get("task") == "referring":
         keys = ["miou", "oiou"] + sorted(k for k in metrics if k.startswith("precision@"))
         labels = {"miou": "mIoU", "oiou": "oIoU"}
@@ -163,7 +181,9 @@ def make_figures(metrics: dict, out: Path) -> list[dict]:
     def add(key: str, title: str, draw, *args, note: str = "") -> None:
         figures.append({"key": key, "title": title, "path": draw(*args, out / f"{key}.png"), "note": note})
 
-    if metrics.get("task") == "referring":
+    if metrics.get("task") == "video":
+        video.add_figures(metrics, add)
+    elif metrics.get("task") == "referring":
         precision = {float(k.split("@")[1]): v for k, v in metrics.items() if k.startswith("precision@")}
         if precision:
             add("precision_curve", "precision@X", plots.precision_curve, precision,
@@ -199,6 +219,10 @@ def header_fields(metrics: dict, run_dir: Path) -> list[tuple[str, str]]:
     if metrics.get("task") == "referring":
         images = (f"{metrics.get('num_units')} units ({metrics.get('unit')}), "
                   f"{metrics.get('num_sentences')} sentences")
+    if metrics.get("task") == "video":
+        images = (f"{metrics.get('num_videos')} videos x {len(metrics.get('expression_sets') or {})} expression sets, "
+                  f"{metrics.get('num_frames')} frames, {fmt(metrics.get('frames_per_s'))} frames/s "
+                  f"(expressions={metrics.get('expressions')})")
     resized = (metrics.get("resized") or {}).get("count", 0)
     return [("dataset", f"{metrics.get('dataset')} ({metrics.get('task', 'semantic')})"),
             ("split", str(metrics.get("split"))),
@@ -220,8 +244,11 @@ def scores_table(metrics: dict) -> str:
     paper_key = paper_rule_key(metrics)
     rows = []
     for label, key, value in score_rows(metrics):
-        is_paper = key == ("miou" if metrics.get("task") == "referring" else f"all_rules/{paper_key}")
-        paper = v["paper"] if is_paper else None
+        if metrics.get("task") == "video":
+            paper = video.paper_value(metrics, key)
+        else:
+            is_paper = key == ("miou" if metrics.get("task") == "referring" else f"all_rules/{paper_key}")
+            paper = v["paper"] if is_paper else None
         delta = None if paper is None or value is None or not v["comparable"] else value - paper  # as the console
         rows.append(f'<tr><th>{esc(label)}</th><td data-key="{esc(key, True)}">{fmt(value)}</td>'
                     f"<td>{fmt(paper)}</td><td>{fmt(delta, '+.2f')}</td></tr>")
@@ -252,11 +279,13 @@ def figure_html(fig: dict, run_dir: Path) -> str:
 
 
 def gallery_html(run_dir: Path) -> str:
-    overlays = sorted((run_dir / "overlays").glob("*.png"))
+    folder = run_dir / "overlays"
+    overlays = sorted(folder.rglob("*.png"))  # ids with '/' (Cityscapes' city/stem) are sub-folders
     if not overlays:
         return "<p class=\"note\">no overlays (num_overlays=0)</p>"
-    return "".join(f'<figure class="overlay"><img src="{data_uri(p)}" data-file="overlays/{esc(p.name, True)}" '
-                   f'alt="{esc(p.stem, True)}"></figure>' for p in overlays)
+    return "".join(f'<figure class="overlay"><img src="{data_uri(p)}" '
+                   f'data-file="overlays/{esc(p.relative_to(folder).as_posix(), True)}" '
+                   f'alt="{esc(p.relative_to(folder).with_suffix("").as_posix(), True)}"></figure>' for p in overlays)
 
 
 CSS = """
@@ -299,10 +328,14 @@ def write_report(run_dir: str | Path) -> Path:
     """Charts into <run_dir>/figures/ and <run_dir>/report.html; returns the report's path."""
     run_dir = Path(run_dir).resolve()
     metrics = load_metrics(run_dir)
-    figures = make_figures(metrics, run_dir / FIGURES)
-    path = run_dir / REPORT
-    path.write_text(render(metrics, figures, run_dir), encoding="utf-8")
-    return path
+    try:
+        figures = make_figures(metrics, run_dir / FIGURES)
+        page = render(metrics, figures, run_dir)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
+        raise CarError(f"{run_dir / 'metrics.json'} does not have the fields and types a run writes "
+                       f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'bad value'}): "
+                       f"re-run the evaluation to write it again.") from None
+    return write_text(run_dir / REPORT, page)
 
 
 def write_report_safely(run_dir: str | Path) -> Path | None:
@@ -319,7 +352,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m car.reporting.report_html", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a finished run's directory (holding metrics.json)")
     args = parser.parse_args(argv)
-    print(write_report(args.run_dir))
+    try:
+        print(write_report(args.run_dir))
+    except CarError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 
