@@ -40,8 +40,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.cases import CASES, VOC_QUERIES  # noqa: E402
-from benchmarks.floors import floors, matmul_gflops  # noqa: E402
+from benchmarks.cases import CASES, VOC_QUERIES
+from benchmarks.floors import floors, matmul_gflops
 
 ORACLE = REPO.parent / "shared" / "oracle" / "run_oracle.py"
 DEFAULT_ORACLE_PY = Path(os.environ.get("TMPDIR") or tempfile.gettempdir()) / "car-oracle-venv" / "bin" / "python"
@@ -58,7 +58,7 @@ def run_ours(case: str, weights: Path, work: Path, images: int, threads: int, st
            "--cache-dir", str(work / "cache"), "--images", str(images), "--threads", str(threads)]
     cmd += [] if stages else ["--no-stages"]
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True)
+    proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True, check=False)
     if proc.returncode != 0:
         raise SystemExit(f"our benchmark process failed: {proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -73,12 +73,12 @@ def run_official(case: str, python: Path, weights: Path, work: Path, threads: in
            "--classes", "|".join(c["oracle_classes"]), "--out", str(work / f"official_{case}.npz")]
     start = time.perf_counter()
     proc = subprocess.run(cmd, env={**os.environ, "OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads)},
-                          capture_output=True, text=True)
+                          capture_output=True, text=True, check=False)
     wall = time.perf_counter() - start
     match = re.search(r"runtime: build ([\d.]+)s, inference ([\d.]+)s", proc.stdout)
     if proc.returncode != 0 or not match:
         raise SystemExit(f"the official code failed ({proc.returncode}): {proc.stderr[-3000:]}")
-    steps = len(re.findall(r"^step \d+:", proc.stdout, flags=re.M))
+    steps = len(re.findall(r"^step \d+:", proc.stdout, flags=re.MULTILINE))
     return {"load_average_after": [round(x, 2) for x in os.getloadavg()], "command": " ".join(cmd[1:]).replace(str(REPO.parent), ".."), "build_s": float(match[1]),
             "inference_s": float(match[2]), "process_wall_s": wall, "steps": steps}
 
@@ -93,7 +93,7 @@ def run_segment(weights: Path, work: Path, threads: int) -> dict:
     runs = []
     for _ in range(2):  # the first fills the text cache (as any earlier call would have), the second is timed
         start = time.perf_counter()
-        proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True, cwd=work)
+        proc = subprocess.run(cmd, env=child_env(threads), capture_output=True, text=True, cwd=work, check=False)
         wall = time.perf_counter() - start
         if proc.returncode != 0:
             raise SystemExit(f"car-segment failed: {proc.stderr[-3000:]}")
@@ -143,6 +143,36 @@ def machine(threads: int) -> dict:
 PARTS = ("ours", "official", "segment")
 
 
+def combine(paths: list[Path], out: Path, no_report: bool) -> None:
+    """One report from part runs (e.g. the official code timed while ours ran elsewhere): each part
+    keeps the time and load average of the run that measured it; ratios recomputed."""
+    merged: dict = {}
+    for path in paths:
+        r = json.loads(Path(path).read_text())
+        if not merged:
+            merged = {**r, "cases": {}, "parts": {}, "combined_from": []}
+        merged["combined_from"].append({"command": r["command"].strip(), "machine": r["machine"],
+                                        "parts": r.get("parts", {})})
+        merged["parts"].update(r.get("parts", {}))
+        if "segment" in r.get("parts", {}):
+            merged["segment"] = r["segment"]
+        if "ours" in r.get("parts", {}):
+            merged["matmul_gflops"] = r["matmul_gflops"]
+        for case, entry in r["cases"].items():
+            into = merged["cases"].setdefault(case, {})
+            into.update({k: v for k, v in entry.items() if k in ("official",) or "ours" in r.get("parts", {})})
+    for entry in merged["cases"].values():
+        add_ratios(entry)
+    merged["command"] = "python benchmarks/bench_official.py --combine " + " ".join(str(p) for p in paths)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(merged, indent=2) + "\n")
+    print(f"wrote {out}")
+    if not no_report:
+        from benchmarks.report import main as render
+
+        render([])
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--cases", default="voc20,small")
@@ -156,7 +186,11 @@ def main(argv=None) -> None:
     p.add_argument("--work", type=Path, default=Path(tempfile.gettempdir()) / "car-bench-official")
     p.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks" / "official_cpu.json")
     p.add_argument("--no-report", action="store_true", help="do not render results/benchmarks.md")
+    p.add_argument("--combine", type=Path, nargs="+", metavar="JSON",
+                   help="no run: merge the parts of JSONs this script wrote (later files win) into --out")
     args = p.parse_args(argv)
+    if args.combine:
+        return combine(args.combine, args.out, args.no_report)
     parts = [x for x in args.parts.split(",") if x]
     if set(parts) - set(PARTS):
         p.error(f"--parts: choose from {', '.join(PARTS)}")

@@ -37,7 +37,7 @@ def resize_long_side(image: np.ndarray, long_side: int) -> np.ndarray:
     if long_side <= 0 or max(h, w) == long_side:
         return image
     s = long_side / float(max(h, w))
-    size = (max(1, int(round(w * s))), max(1, int(round(h * s))))
+    size = (max(1, round(w * s)), max(1, round(h * s)))
     return np.asarray(Image.fromarray(image).resize(size, Image.BICUBIC))
 
 

@@ -17,18 +17,18 @@ import time
 
 PROCESS_START = time.perf_counter()
 
-import argparse  # noqa: E402
-import json  # noqa: E402
-import os  # noqa: E402
-import sys  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from contextlib import contextmanager  # noqa: E402
-from pathlib import Path  # noqa: E402
+import argparse
+import json
+import os
+import sys
+from collections import defaultdict
+from contextlib import contextmanager
+from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.cases import CASES, case_image  # noqa: E402
+from benchmarks.cases import CASES, case_image
 
 # stage name -> (class path, method): each call of the method is timed (nested calls are not
 # double-counted: an inner stage's time is subtracted from the stage that called it)

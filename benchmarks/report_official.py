@@ -12,15 +12,18 @@ def render_official(name: str, r: dict) -> list[str]:
     load0, load1 = m["load_average_at_start"][0], m.get("load_average_at_end", [float("nan")])[0]
     lines = [f"## {name}: CaR against the official code", "",
              f"- command: `{r['command'].strip()}`",
-             f"- machine: {m['platform']}, torch {m['torch']}, **{m['threads']} threads** of {m['cpu_count']} cores, "
+             (f"- machine: {m['platform']}, torch {m['torch']}, **{m['threads']} threads** of {m['cpu_count']} cores, "
              f"CPU only; load average {load0:.1f} at start, {load1:.1f} at end (above {m['cpu_count']}: other jobs "
              f"shared the cores, so absolute times are noisy; ours and the official code ran one after the other "
-             f"in this run)",
+             f"in this run)"),
              f"- weights: {r['weights']}",
-             f"- plain fp32 matmul here ([673, 768] x [768, 3072], {m['threads']} threads): "
-             f"**{r['matmul_gflops']:.0f} GFLOP/s** (the floors below divide by it)", ""]
-    lines += ["| case | image (H x W) | official, per image | ours, first image in a new process | ours, steady state "
-              "| steady speed-up | first-image speed-up | first / steady |", "|---|---|---|---|---|---|---|---|"]
+             *[f"- part run: `{c['command']}`" for c in r.get("combined_from", [])],
+             *([("- when: " + "; ".join(f"{part} measured {p['run']} (load average {p['load_average'][0]:.1f} at its "
+                                        f"end)" for part, p in r["parts"].items()))] if r.get("parts") else []),
+             (f"- plain fp32 matmul here ([673, 768] x [768, 3072], {m['threads']} threads): "
+             f"**{r['matmul_gflops']:.0f} GFLOP/s** (the floors below divide by it)"), ""]
+    lines += [("| case | image (H x W) | official, per image | ours, first image in a new process | ours, steady state "
+              "| steady speed-up | first-image speed-up | first / steady |"), "|---|---|---|---|---|---|---|---|"]
     for case, c in r["cases"].items():
         o, off = c["ours"], c.get("official")
         lines.append(f"| {case}: {c['describe']} | {c['image_hw'][0]} x {c['image_hw'][1]} | "
@@ -28,20 +31,20 @@ def render_official(name: str, r: dict) -> list[str]:
                      + f"{_s(o['first_image_s'])} | {_s(o['steady_s_per_image'])} | "
                      + (f"**{c['speedup_steady']:.1f}x** | {c['speedup_first_image']:.1f}x | " if off else "- | - | ")
                      + f"{o['cold_over_steady']:.2f} |")
-    lines += ["", "Official: its `inference` time per image (`../shared/oracle/run_oracle.py`, the official "
+    lines += ["", ("Official: its `inference` time per image (`../shared/oracle/run_oracle.py`, the official "
               "evaluation path; it embeds every text anew for every image, so each of its images costs the same). "
               "Ours: `benchmarks/evaluation_path.py`, CaR as `evaluate.py dataset=voc backbone=vitb16` builds it, "
               "dense CRF included, reading the image included; the first image in a new process reads its text "
               "embeddings from the on-disk cache (filled by an earlier process), the steady state is the median "
-              "of the later images.", ""]
+              "of the later images."), ""]
     for case, c in r["cases"].items():
         o = c["ours"]
         lines += [f"### {case}: per stage (steady state) against the floor", "",
-                  f"Steps {o['steps']}, live queries per step {o['live_per_step']} (random weights: one query survives "
+                  (f"Steps {o['steps']}, live queries per step {o['live_per_step']} (random weights: one query survives "
                   f"step 1); first image with the text cache cold: {_s(o['first_image_text_cache_cold_s'])}; process "
-                  f"start-up {_s(o['imports_s'])} imports + {_s(o['build_s'])} config and model load.", "",
-                  "| stage | ours, steady (s) | ours, first image (s) | FLOPs it must do (GFLOP) | floor (s) "
-                  "| ours / floor |", "|---|---|---|---|---|---|"]
+                  f"start-up {_s(o['imports_s'])} imports + {_s(o['build_s'])} config and model load."), "",
+                  ("| stage | ours, steady (s) | ours, first image (s) | FLOPs it must do (GFLOP) | floor (s) "
+                  "| ours / floor |"), "|---|---|---|---|---|---|"]
         for stage, sec in o["steady_stages_s"].items():
             f = c["floors"].get(stage)
             first = o["first_image_stages_s"].get(stage, 0.0)
@@ -51,15 +54,15 @@ def render_official(name: str, r: dict) -> list[str]:
             else:
                 lines.append(f"| {stage} | {sec:.3f} | {first:.3f} | - | - | not a matmul workload |")
         total_floor = sum(f["floor_s"] for f in c["floors"].values())
-        lines += [f"| **all** | {o['steady_s_per_image']:.3f} | {o['first_image_s']:.3f} | "
+        lines += [(f"| **all** | {o['steady_s_per_image']:.3f} | {o['first_image_s']:.3f} | "
                   f"{sum(f['gflop'] for f in c['floors'].values()):.1f} | {total_floor:.3f} | "
-                  f"{o['steady_s_per_image'] / total_floor:.1f}x |", ""]
+                  f"{o['steady_s_per_image'] / total_floor:.1f}x |"), ""]
     seg = r.get("segment")
     if seg:
         lines += ["### `car-segment`, cold", "",
                   f"- `{seg['command']}`",
-                  f"- **{_s(seg['wall_s'])}** for one 500-px image in a new process: imports and start-up "
+                  (f"- **{_s(seg['wall_s'])}** for one 500-px image in a new process: imports and start-up "
                   f"{_s(seg['imports_and_startup_s'])}, config and model load {_s(seg['model_load_s'])}, the image "
                   f"(read, CaR, CRF, writing its four files) {_s(seg['image_s'])}; text embeddings from the on-disk "
-                  f"cache (the call before, {_s(seg['first_call_wall_s'])}, filled it)", ""]
+                  f"cache (the call before, {_s(seg['first_call_wall_s'])}, filled it)"), ""]
     return lines

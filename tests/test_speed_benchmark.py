@@ -14,9 +14,9 @@ from tests.conftest import REPO
 
 sys.path.insert(0, str(REPO))
 
-from benchmarks.cases import resize_long_side  # noqa: E402
-from benchmarks.evaluation_path import StageClock  # noqa: E402
-from benchmarks.floors import stage_flops  # noqa: E402
+from benchmarks.cases import resize_long_side
+from benchmarks.evaluation_path import StageClock
+from benchmarks.floors import stage_flops
 
 
 def _dims(clip) -> dict:

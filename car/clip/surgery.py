@@ -25,7 +25,7 @@ def interpolate_pos_embed(pos: torch.Tensor, h: int, w: int, fp16_round: bool = 
     `fp16_round` reproduces the official code's rounding of the table to half precision.
     """
     cls_pos, patch_pos = pos[:1], pos[1:]
-    g = int(math.isqrt(patch_pos.shape[0]))
+    g = math.isqrt(patch_pos.shape[0])
     if (g, g) != (h, w):
         grid = patch_pos.reshape(1, g, g, -1).permute(0, 3, 1, 2)  # [1, C, g, g]
         grid = F.interpolate(grid.float(), size=(h, w), mode=mode, align_corners=False)
@@ -133,7 +133,7 @@ def cls_block_forward(block, x: torch.Tensor) -> torch.Tensor:
     """block_forward's output for the CLS token alone: x [B, T, C] -> [B, 1, C]. The other tokens
     only lend their keys and values (no queries, output projection or MLP for them)."""
     mha = block.attn
-    b, t, c = x.shape
+    b, _, c = x.shape
     heads = mha.num_heads
     z = block.ln_1(x)
     w, bias = mha.in_proj_weight, mha.in_proj_bias
