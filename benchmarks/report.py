@@ -192,7 +192,12 @@ def main(argv=None) -> None:
     ap.add_argument("--dir", type=Path, action="append", help="folder of bench_car JSONs (repeatable)")
     ap.add_argument("--device-check", type=Path, help="folder holding device_check.sh's device_check.json")
     ap.add_argument("--out", type=Path, default=REPO / "results" / "benchmarks.md")
+    ap.add_argument("--readme-summary", type=Path, metavar="JSON",
+                    help="print the Speed paragraph README quotes from a bench_official.py JSON, and stop")
     args = ap.parse_args(argv)
+    if args.readme_summary:
+        print(readme_summary(json.loads(args.readme_summary.read_text())))
+        return
     dirs = args.dir or [BENCH_DIR]
     reports = load_reports(dirs)
     summary = None

@@ -66,3 +66,25 @@ def render_official(name: str, r: dict) -> list[str]:
                   f"(read, CaR, CRF, writing its four files) {_s(seg['image_s'])}; text embeddings from the on-disk "
                   f"cache (the call before, {_s(seg['first_call_wall_s'])}, filled it)"), ""]
     return lines
+
+
+def readme_summary(r: dict) -> str:
+    """The sentences README's Speed section quotes from a bench_official JSON (same numbers as the table)."""
+    m = r["machine"]
+    parts = r.get("parts") or {}
+    loads = ", ".join(f"{k} {v['load_average'][0]:.0f}" for k, v in parts.items())
+    out = [(f"Measured {min(v['run'] for v in parts.values()) if parts else ''} on {m['threads']} threads of "
+           f"{m['cpu_count']} shared cores (load average at the end of each part: {loads}; the absolute times are "
+           f"slowed by other jobs, the official code's 2 OpenMP threads more than ours):"), ""]
+    out += [("| case | official, per image | ours, first image in a new process | ours, steady state | speed-up, "
+            "steady | speed-up, first image |"), "|---|---|---|---|---|---|"]
+    for c in r["cases"].values():
+        o, off = c["ours"], c.get("official")
+        out.append(f"| {c['describe']} | {_s(off['inference_s']) if off else 'not run'} | {_s(o['first_image_s'])} "
+                   f"| {_s(o['steady_s_per_image'])} | "
+                   + (f"{c['speedup_steady']:.1f}x | {c['speedup_first_image']:.1f}x |" if off else "- | - |"))
+    seg = r.get("segment")
+    if seg:
+        out += ["", (f"`car-segment` on the 500-px image, cold (a new process: imports {_s(seg['imports_and_startup_s'])}, "
+                f"model load {_s(seg['model_load_s'])}, the image {_s(seg['image_s'])}): **{_s(seg['wall_s'])}**.")]
+    return "\n".join(out)
