@@ -36,8 +36,6 @@ def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict =
     # then one backward to the block's input per live query
     gradcam = block_forward(t, c) + 2 * n * c * d
     gradcam += sum(k * (block_backward_to_input(t, c) + 2 * n * c * d) for k in live_per_step)
-    # refinement: the affinity's square S·S [N, N] and the propagation of K maps
-    refine = 2 * n ** 3 + sum(2 * k * n * n for k in live_per_step)
     # classifier: one 224-px image per live query and step; blocks 1..L-2 on every token, block L-1
     # (the CLS token is read after it, Q1) only for the CLS token: keys and values of every token
     s = vit["classifier_size"] // p
@@ -46,7 +44,7 @@ def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict =
     per_image += 2 * tc * 2 * c * c + 20 * c * c + 4 * tc * c + 2 * c * d  # K, V of all; q, out, MLP of CLS
     classifier = sum(live_per_step) * per_image
     return {"trunk (blocks 1..L-1)": trunk, "gradCAM (last block + backward)": gradcam,
-            "box masks, affinity, upsampling": refine, "classifier images": classifier}
+            "classifier images": classifier}  # the other stages are OpenCV, numpy and the CRF, not matmuls
 
 
 def matmul_gflops(threads: int, tokens: int = 673, width: int = 768, repeats: int = 20) -> float:

@@ -19,7 +19,7 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from benchmarks.report_official import render_official
+from benchmarks.report_official import readme_summary, render_official  # noqa: E402
 
 BENCH_DIR = REPO / "results" / "benchmarks"
 STAGE_ORDER = ("proposal texts", "proposals", "prompts", "classification", "crf", "data loading")
