@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 MATMUL_STAGES = ("trunk (blocks 1..L-1)", "gradCAM (last block + backward)", "classifier images")
 SHOWN = {"proposal texts": "text embeddings (cache lookups)"}  # the stage clock times every TextEncoder call
 
@@ -80,7 +79,7 @@ def readme_summary(r: dict) -> str:
     loads = ", ".join(f"{k} {v['load_average'][0]:.0f}" for k, v in parts.items())
     out = [(f"Measured {min(v['run'] for v in parts.values()) if parts else ''} on {m['threads']} threads of "
            f"{m['cpu_count']} shared cores (load average at the end of each part: {loads}; the absolute times are "
-           f"slowed by other jobs, the official code's 2 OpenMP threads more than ours):"), ""]
+           f"slowed by other jobs, by different amounts at different times):"), ""]
     out += [("| case | official, per image | ours, first image in a new process | ours, steady state | speed-up, "
             "steady | speed-up, first image |"), "|---|---|---|---|---|---|"]
     for c in r["cases"].values():
