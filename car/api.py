@@ -225,9 +225,8 @@ class CarSegmenter:
             clips = load_backbones(cfg, self.device)
         self.clips = clips
         self.segmenter = build_segmenter(cfg, *clips)
-        sam = getattr(self.segmenter, "sam_masks", None)
-        if sam is not None:
-            sam.sam.to(self.device)
+        for model in self.segmenter.models:  # SAM's (postprocess=sam); the CLIPs are on the device already
+            model.to(self.device)
         self.load_seconds = time.perf_counter() - start
 
     @classmethod

@@ -22,7 +22,7 @@ from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
-from car.methods.car.text import TextEncoder
+from car.clip.text import TextEncoder
 from tests.conftest import SHARED_DATA, require_shared_data
 
 pytestmark = pytest.mark.gpu

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from car.methods.peers.build import PEER_METHODS
+from car.settings import PEER_METHODS
 from car.config import compose
 from car.errors import CarError
 from car.run.evaluation import evaluate

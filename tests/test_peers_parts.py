@@ -24,7 +24,7 @@ from car.methods.peers.text import (
     resolve_templates,
 )
 from car.errors import CarError
-from car.methods.car.text import TextEncoder
+from car.clip.text import TextEncoder
 from tests.conftest import require_shared_data
 
 # --- PAMR ---------------------------------------------------------------------------------------------

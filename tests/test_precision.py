@@ -16,7 +16,7 @@ from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
 from car.methods.car.reference import ReferenceMaskClassifier, ReferenceProposalGenerator
-from car.methods.car.text import TextEncoder
+from car.clip.text import TextEncoder
 
 QUERIES = ["bicycle", "person", "dog", "car", "sky", "cat"]
 

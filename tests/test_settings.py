@@ -122,7 +122,7 @@ def test_interpolated_values_are_checked_resolved():
 
 def test_closed_sets_match_the_code_that_consumes_them():
     from car.methods.peers.attention import ATTENTION_KINDS
-    from car.methods.peers.build import OTHER_METHODS, PEER_METHODS
+    from car.settings import OTHER_METHODS, PEER_METHODS
     from car.data.guard import ON_BAD_SAMPLE
     from car.data.refcoco import GT_OVERLAP, UNITS
     from car.methods.car.prompts import PROMPT_ORDER
@@ -192,7 +192,7 @@ def test_settings_cli_lists_every_problem(capsys):
 
 
 def test_compare_refuses_bad_settings_before_running(tmp_path, capsys):
-    from car.reporting.compare import main
+    from car.run.compare import main
 
     with pytest.raises(SystemExit) as info:
         main(["car.theta=abc", "--runs-dir", str(tmp_path)])

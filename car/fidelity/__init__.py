@@ -18,7 +18,7 @@ from car.fidelity.teacher import teacher_forced
 from car.methods.car.prompts import PROMPT_ORDER
 from car.methods.car.segmenter import QueryPass, ReferringCaR
 from car.methods.car.text import clean_referring_expression
-from car.methods.car.text import flush_all as flush_text_caches
+from car.clip.text import flush_all as flush_text_caches
 
 __all__ = ["CASES", "Check", "GoldenCase", "check_case", "config_checks", "golden_dir", "golden_weights", "load_cases"]
 

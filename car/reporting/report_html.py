@@ -25,6 +25,8 @@ from pathlib import Path
 
 import yaml
 
+from car.reporting.compare import paper_rule
+
 log = logging.getLogger(__name__)
 
 REPORT = "report.html"
@@ -126,8 +128,6 @@ def paper_rule_key(metrics: dict) -> str:
     """The all_rules key the paper's number is measured under (peers: their own rule)."""
     published = metrics.get("published") or {}
     if "average" in published and metrics.get("task") != "referring":
-        from car.reporting.compare import paper_rule
-
         return paper_rule(published) or headline_rule(metrics)
     return headline_rule(metrics)
 

@@ -22,6 +22,7 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 
+from car.methods.segmenter import Segmenter
 from car.metrics.referring import unit_iou
 
 
@@ -39,7 +40,7 @@ def _finish(cpu_segmenter, image: np.ndarray, proposals) -> np.ndarray:
 
 
 class CarPredictor(pl.LightningModule):
-    def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0,
+    def __init__(self, segmenter: Segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0,
                  crf_workers: int = 0, store=None):
         super().__init__()
         self.segmenter = segmenter

@@ -58,6 +58,11 @@ class SemanticCaR:
         self.bg_factor = bg_factor
         self.background = background
 
+    @property
+    def models(self) -> list:
+        """SAM's model (postprocess=sam), moved to the device with the CLIPs."""
+        return [self.sam_masks.sam] if self.sam_masks is not None else []
+
     def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
         """sample["image"] [H, W, 3] uint8 -> (label map [H, W] int64, info for logging)."""
         proposals, info = self.propose(sample)
@@ -130,6 +135,11 @@ class ReferringCaR:
         self.vote_threshold = vote_threshold
         self.min_area = min_area
         self.crf_onehot_fixed = crf_onehot_fixed
+
+    @property
+    def models(self) -> list:
+        """SAM's model (postprocess=sam), moved to the device with the CLIPs."""
+        return [self.sam_masks.sam] if self.sam_masks is not None else []
 
     def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
         proposals, info = self.propose(sample)

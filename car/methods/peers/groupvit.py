@@ -87,6 +87,8 @@ class GroupViTSegmenter:
     """Same interface as PeerSegmenter: propose (model part) -> finish (CPU part); cpu_part()."""
 
     name = "groupvit"
+    budget = None  # it sizes its own input (geometry)
+    sam_masks = None  # SAM refines CaR's masks only
 
     def __init__(self, model, classes: ClassQueries, templates: list[str], geometry: InputGeometry,
                  bg_thresh: float | None, top_k: int = 5, logit_scale_max: float = 100.0, precision: str = "fp32"):
