@@ -9,6 +9,7 @@
     out.scores         # final classifier score per phrase, None where the recurrence pruned it
     out.trace          # per step: the live phrases, their scores, which were kept and pruned
     out.timings        # seconds: read, car (the CLIPs), post (CRF / SAM, painting), total
+    video = seg.video("clip.mp4", ["circle"])          # a video, a frame folder or a list of frames (car/apps/video.py)
 
 The profile is a dataset config of conf/dataset/ (voc, coco_object, context59, ...: the paper's η,
 θ, λ, visual prompts and background words for that kind of picture, and its default backbone) or
@@ -279,6 +280,13 @@ class CarSegmenter:
         resized = {k: info[k] for k in ("resized_from", "resized_to") if k in info}
         return Segmentation(rgb, phrases, label_map, scores, trace_records(result, phrases),
                             {k: round(v, 4) for k, v in timings.items()}, resized)
+
+    def video(self, source, texts, fps: float | None = None, max_frames: int | None = None):
+        """CaR on every frame of a video file, a folder of frames or a list of frames, the phrases
+        embedded once -> car.apps.video.VideoSegmentation (per-frame results, fps, label_maps [T, H, W])."""
+        from car.apps.video import segment_video
+
+        return segment_video(self, source, texts, fps, max_frames)
 
 
 def _name(image) -> str | None:

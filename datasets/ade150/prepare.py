@@ -17,17 +17,14 @@ values 0..150 of the size of their image. ``main()`` returns 0 (one ``OK:`` line
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, check_digest, safe_extract_zip  # noqa: E402
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 from car.data.prepare_checks import check_count, check_labels, check_present, require_dir, sorted_stems  # noqa: E402
 
 README = "datasets/ade150/README.md"
@@ -57,38 +54,20 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
             f"use paths.data_root={data_root}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Extract (optionally) and verify ADE20K-150 for car-bench.")
-    parser.add_argument("--data-root", type=Path, required=True, help=f"folder that holds (or will hold) {SUBDIR}/")
-    parser.add_argument("--zip", type=Path, help=f"path to {ZIP_NAME}; sha1-checked and extracted into DATA_ROOT")
-    parser.add_argument("--skip-sha1", action="store_true", help="do not check the zip's sha1")
-    parser.add_argument("--allow-subset", action="store_true", help=f"accept fewer than {EXPECTED_IMAGES} images")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="decode only N evenly spaced labels when verifying (default: all)")
-    return parser
+PREPARATION = Preparation(
+    description="Extract (optionally) and verify ADE20K-150 for car-bench.",
+    readme=README,
+    verify=verify,
+    root_option="--data-root",
+    root_help=f"folder that holds (or will hold) {SUBDIR}/",
+    archives=[Archive("--zip", ZIP_NAME, f"path to {ZIP_NAME}; sha1-checked and extracted into DATA_ROOT",
+                      digest=ZIP_SHA1, algorithm="sha1", keep_prefix=f"{SUBDIR}/")],
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.sample is not None and args.sample < 1:
-        parser.error("--sample must be a positive integer")
-    data_root = Path(args.data_root).expanduser()
-    try:
-        if args.zip is not None:
-            zip_path = Path(args.zip).expanduser()
-            if not zip_path.is_file():
-                raise PrepareError(f"zip not found: {zip_path}; download {ZIP_NAME} (see {README}).")
-            if not args.skip_sha1:
-                check_digest(zip_path, ZIP_SHA1, ZIP_NAME, "sha1", "--skip-sha1")
-            n = safe_extract_zip(zip_path, data_root, name=ZIP_NAME, readme=README, keep_prefix=f"{SUBDIR}/")
-            print(f"extracted {n} files of {zip_path} into {data_root}", file=sys.stderr)
-        summary = verify(data_root, allow_subset=args.allow_subset, sample=args.sample)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
+    return run(PREPARATION, argv)
 
 
 if __name__ == "__main__":

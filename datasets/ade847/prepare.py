@@ -24,7 +24,6 @@ or 1 (one ``error:`` line). See datasets/ade847/README.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -32,11 +31,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, evenly_spaced  # noqa: E402
+from car.data.prepare_driver import Preparation, run  # noqa: E402
 from car.data.prepare_checks import (  # noqa: E402
     TIF_MODES, check_count, check_labels, check_present, image_size, require_dir, sorted_stems,
 )
@@ -205,35 +203,19 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
     return f"OK: ADE-847 {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Convert (optionally) and verify ADE-847 for car-bench.")
-    parser.add_argument("--root", type=Path, required=True, help="the extracted ADE20K_2021_17_01 folder")
-    parser.add_argument("--verify-only", action="store_true", help="do not convert, only verify")
-    parser.add_argument("--overwrite", action="store_true", help="re-convert images that already have outputs")
-    parser.add_argument("--allow-subset", action="store_true", help=f"accept fewer than {EXPECTED_IMAGES} images")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="decode only N evenly spaced labels when verifying (default: all)")
-    return parser
+def convert_step(root: Path, args) -> str:
+    return f"converted {convert(root, overwrite=args.overwrite)} validation image(s)"
+
+
+PREPARATION = Preparation(
+    description="Convert (optionally) and verify ADE-847 for car-bench.",
+    readme=README, verify=verify, root_help="the extracted ADE20K_2021_17_01 folder", convert=convert_step,
+    overwrite_help="re-convert images that already have outputs", subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.sample is not None and args.sample < 1:
-        parser.error("--sample must be a positive integer")
-    if args.verify_only and args.overwrite:
-        parser.error("--verify-only cannot be combined with --overwrite")
-    root = Path(args.root).expanduser()
-    try:
-        if not args.verify_only:
-            n = convert(root, overwrite=args.overwrite)
-            print(f"converted {n} validation image(s)", file=sys.stderr)
-        summary = verify(root, allow_subset=args.allow_subset, sample=args.sample)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
+    return run(PREPARATION, argv)
 
 
 if __name__ == "__main__":

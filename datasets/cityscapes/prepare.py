@@ -19,15 +19,13 @@ See datasets/cityscapes/README.md.
 
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, check_md5, safe_extract_zip  # noqa: E402
+from car.data.archives import PrepareError  # noqa: E402
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 from car.data.prepare_checks import check_count, check_labels, check_present, require_dir  # noqa: E402
 
 README = "datasets/cityscapes/README.md"
@@ -69,42 +67,24 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
             f"{subset}; use paths.data_root={data_root}")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Extract (optionally) and verify Cityscapes val for car-bench.")
-    parser.add_argument("--data-root", type=Path, required=True, help=f"folder that holds (or will hold) {SUBDIR}/")
-    parser.add_argument("--gtfine-zip", type=Path, help=f"path to {ZIPS['gtfine'][0]}")
-    parser.add_argument("--leftimg-zip", type=Path, help=f"path to {ZIPS['leftimg'][0]}")
-    parser.add_argument("--skip-md5", action="store_true", help="do not check the zips' md5")
-    parser.add_argument("--allow-subset", action="store_true", help=f"accept fewer than {EXPECTED_IMAGES} images")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="decode only N evenly spaced labels when verifying (default: all)")
-    return parser
+def into_root(root: Path, args) -> Path:
+    return root / SUBDIR
+
+
+PREPARATION = Preparation(
+    description="Extract (optionally) and verify Cityscapes val for car-bench.",
+    readme=README,
+    verify=verify,
+    root_option="--data-root",
+    root_help=f"folder that holds (or will hold) {SUBDIR}/",
+    archives=[Archive(f"--{key}-zip", name, f"path to {name}", digest=md5, keep_prefix=f"{folder}/{SPLIT}/",
+                      destination=into_root) for key, (name, md5, folder) in ZIPS.items()],
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.sample is not None and args.sample < 1:
-        parser.error("--sample must be a positive integer")
-    data_root = Path(args.data_root).expanduser()
-    try:
-        for key, zip_path in (("gtfine", args.gtfine_zip), ("leftimg", args.leftimg_zip)):
-            if zip_path is None:
-                continue
-            name, md5, folder = ZIPS[key]
-            zip_path = Path(zip_path).expanduser()
-            if not zip_path.is_file():
-                raise PrepareError(f"zip not found: {zip_path}; download {name} (see {README}).")
-            if not args.skip_md5:
-                check_md5(zip_path, md5, name)
-            n = safe_extract_zip(zip_path, data_root / SUBDIR, name=name, readme=README, keep_prefix=f"{folder}/{SPLIT}/")
-            print(f"extracted {n} files of {zip_path} into {data_root / SUBDIR}", file=sys.stderr)
-        summary = verify(data_root, allow_subset=args.allow_subset, sample=args.sample)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
+    return run(PREPARATION, argv)
 
 
 if __name__ == "__main__":

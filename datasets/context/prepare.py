@@ -28,7 +28,6 @@ See datasets/context/README.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -36,11 +35,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, check_md5, evenly_spaced, read_ids, safe_extract_tar  # noqa: E402
+from car.data.archives import PrepareError, check_md5, evenly_spaced, read_ids  # noqa: E402
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context/README.md"
 TAR_NAME = "VOCtrainval_03-May-2010.tar"
@@ -213,53 +211,43 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
     )
 
 
-# -------------------------------------------------------------------------------------------- main
+def devkit_parent(root: Path, args) -> Path:
+    """The tar holds VOCdevkit/VOC2010/: it goes two levels above --root."""
+    if root.parts[-2:] != ("VOCdevkit", "VOC2010"):
+        raise PrepareError(f"--root must end in VOCdevkit/VOC2010 when --tar is given (got {root}).")
+    return root.parents[1]
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Extract, convert and verify Pascal Context (60 classes) for car-bench.")
-    parser.add_argument("--root", type=Path, required=True, help="the VOCdevkit/VOC2010 folder (existing or to be extracted)")
-    parser.add_argument("--tar", type=Path, help=f"path to {TAR_NAME}; extracted two levels above --root")
+def convert_step(root: Path, args) -> str | None:
+    """Convert --json (md5-checked unless --skip-md5) when given."""
+    if args.json is None:
+        return None
+    json_path = Path(args.json).expanduser()
+    if json_path.is_file() and not args.skip_md5:
+        check_md5(json_path, JSON_MD5, JSON_NAME)
+    counts = convert(root, json_path, args.unknown_to_background)
+    return f"wrote {counts['train']} train and {counts['val']} val labels into {root / LABEL_DIR}"
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("--json", type=Path, help=f"path to {JSON_NAME}; converted with the Detail API")
-    parser.add_argument("--verify-only", action="store_true", help="do not extract or convert, only verify")
-    parser.add_argument("--skip-md5", action="store_true", help="do not check the md5 of --tar and --json")
     parser.add_argument("--unknown-to-background", action="store_true",
                         help="label category ids outside the 60 kept ids as 0 instead of failing")
-    parser.add_argument("--allow-subset", action="store_true",
-                        help="accept split lists shorter than the official 5,105 val / 4,998 train ids")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="decode only N evenly spaced val labels when verifying (default: all)")
-    return parser
+
+
+PREPARATION = Preparation(
+    description="Extract, convert and verify Pascal Context (60 classes) for car-bench.",
+    readme=README, verify=verify, root_help="the VOCdevkit/VOC2010 folder (existing or to be extracted)",
+    archives=[Archive("--tar", TAR_NAME, f"path to {TAR_NAME}; extracted two levels above --root", digest=TAR_MD5,
+                      destination=devkit_parent)],
+    convert=convert_step, subset_help="accept split lists shorter than the official 5,105 val / 4,998 train ids",
+    sample_help="decode only N evenly spaced val labels when verifying (default: all)",
+    add_arguments=add_arguments, conflicts=("--json",),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.sample is not None and args.sample < 1:
-        parser.error("--sample must be a positive integer")
-    if args.verify_only and (args.tar or args.json):
-        parser.error("--verify-only cannot be combined with --tar or --json")
-    root = Path(args.root).expanduser()
-    try:
-        if args.tar is not None:
-            tar_path = Path(args.tar).expanduser()
-            if root.parts[-2:] != ("VOCdevkit", "VOC2010"):
-                raise PrepareError(f"--root must end in VOCdevkit/VOC2010 when --tar is given (got {root}).")
-            md5 = None if args.skip_md5 else TAR_MD5
-            n = safe_extract_tar(tar_path, root.parents[1], name=TAR_NAME, readme=README, md5=md5)
-            print(f"extracted {n} members of {tar_path} into {root.parents[1]}", file=sys.stderr)
-        if args.json is not None:
-            json_path = Path(args.json).expanduser()
-            if json_path.is_file() and not args.skip_md5:
-                check_md5(json_path, JSON_MD5, JSON_NAME)
-            counts = convert(root, json_path, args.unknown_to_background)
-            print(f"wrote {counts['train']} train and {counts['val']} val labels into {root / LABEL_DIR}", file=sys.stderr)
-        summary = verify(root, allow_subset=args.allow_subset, sample=args.sample)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
+    return run(PREPARATION, argv)
 
 
 if __name__ == "__main__":

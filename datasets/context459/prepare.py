@@ -23,7 +23,6 @@ See datasets/context459/README.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import sys
@@ -32,14 +31,13 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, read_ids, safe_extract_tar  # noqa: E402
+from car.data.archives import PrepareError, read_ids  # noqa: E402
 from car.data.prepare_checks import (  # noqa: E402
     TIF_MODES, check_count, check_labels, check_present, require_dir, sorted_stems,
 )
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context459/README.md"
 TAR_NAME = "trainval.tar.gz"
@@ -125,44 +123,36 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
     return f"OK: Pascal Context-459 {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Convert (optionally) and verify Pascal Context-459 for car-bench.")
-    parser.add_argument("--root", type=Path, required=True, help="the pascal_ctx_d2 folder (written here)")
+def voc2010_folder(root: Path, args) -> Path:
+    return Path(args.voc2010).expanduser()
+
+
+def convert_step(root: Path, args) -> str:
+    n = convert(root, voc2010_folder(root, args), overwrite=args.overwrite, allow_subset=args.allow_subset)
+    return f"converted {n} val image(s)"
+
+
+def add_arguments(parser) -> None:
     parser.add_argument("--voc2010", type=Path, help="the VOCdevkit/VOC2010 folder (JPEGImages, the Context val "
                                                      "split, trainval/*.mat)")
-    parser.add_argument("--tar", type=Path, help=f"path to {TAR_NAME}, extracted into VOC2010 first")
-    parser.add_argument("--verify-only", action="store_true", help="do not extract or convert, only verify")
-    parser.add_argument("--overwrite", action="store_true", help="re-convert ids that already have outputs")
-    parser.add_argument("--allow-subset", action="store_true", help=f"accept fewer than {EXPECTED_IMAGES} images")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="decode only N evenly spaced labels when verifying (default: all)")
-    return parser
+
+
+def check_arguments(args) -> str | None:
+    return "converting needs --voc2010 (or pass --verify-only)" if not args.verify_only and not args.voc2010 else None
+
+
+PREPARATION = Preparation(
+    description="Convert (optionally) and verify Pascal Context-459 for car-bench.",
+    readme=README, verify=verify, root_help="the pascal_ctx_d2 folder (written here)",
+    archives=[Archive("--tar", TAR_NAME, f"path to {TAR_NAME}, extracted into VOC2010 first", destination=voc2010_folder)],
+    convert=convert_step, overwrite_help="re-convert ids that already have outputs",
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
+    add_arguments=add_arguments, check_arguments=check_arguments, conflicts=("--voc2010",),
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.sample is not None and args.sample < 1:
-        parser.error("--sample must be a positive integer")
-    if args.verify_only and (args.tar or args.overwrite or args.voc2010):
-        parser.error("--verify-only cannot be combined with --voc2010, --tar or --overwrite")
-    if not args.verify_only and args.voc2010 is None:
-        parser.error("converting needs --voc2010 (or pass --verify-only)")
-    root = Path(args.root).expanduser()
-    try:
-        if args.tar is not None:
-            n = safe_extract_tar(Path(args.tar).expanduser(), Path(args.voc2010).expanduser(), name=TAR_NAME,
-                                 readme=README)
-            print(f"extracted {n} members of {args.tar} into {args.voc2010}", file=sys.stderr)
-        if not args.verify_only:
-            n = convert(root, Path(args.voc2010).expanduser(), overwrite=args.overwrite, allow_subset=args.allow_subset)
-            print(f"converted {n} val image(s)", file=sys.stderr)
-        summary = verify(root, allow_subset=args.allow_subset, sample=args.sample)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
+    return run(PREPARATION, argv)
 
 
 if __name__ == "__main__":

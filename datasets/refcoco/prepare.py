@@ -25,16 +25,14 @@ problem (one message on stderr), 2 on bad command-line usage. See datasets/refco
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path, PurePosixPath
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, safe_extract_zip, zip_names  # noqa: E402
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 from car.data.safe_pickle import safe_load  # noqa: E402
 from car.errors import CarError  # noqa: E402
 
@@ -170,32 +168,23 @@ def verify(data_root: Path, datasets: list[str] | None = None, skip_counts: bool
     return [verify_dataset(data_root, d, skip_counts) for d in datasets]
 
 
-# -------------------------------------------------------------------------------------------- main
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description="Extract and verify RefCOCO/RefCOCO+/RefCOCOg (refer data_root).")
-    parser.add_argument("--data-root", required=True, type=Path, help="refer data_root (see README)")
-    parser.add_argument("--zip", nargs="+", type=Path, default=[], help="refcoco*.zip and/or train2014.zip to extract")
+def add_arguments(parser) -> None:
     parser.add_argument("--dataset", nargs="+", choices=sorted(REFS_FILES), help="verify only these datasets")
     parser.add_argument("--skip-counts", action="store_true", help="do not compare split sizes with the official ones")
-    return parser
+
+
+PREPARATION = Preparation(
+    description="Extract and verify RefCOCO/RefCOCO+/RefCOCOg (refer data_root).",
+    readme=README, verify=verify, root_option="--data-root", root_help="refer data_root (see README)",
+    archives=[Archive("--zip", "refcoco*.zip or train2014.zip", "refcoco*.zip and/or train2014.zip to extract",
+                      extract=extract_zip, many=True)],
+    sample_help="", add_arguments=add_arguments,
+    verify_args=lambda args: {"datasets": args.dataset, "skip_counts": args.skip_counts},
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)  # exits with 2 on bad usage
-    data_root = args.data_root.expanduser()
-    try:
-        for zip_path in args.zip:
-            dest, n = extract_zip(zip_path.expanduser(), data_root)
-            print(f"extracted {n} files of {zip_path} into {dest}", file=sys.stderr)
-        summaries = verify(data_root, args.dataset, args.skip_counts)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    for line in summaries:
-        print(line)
-    return 0
+    return run(PREPARATION, argv)
 
 
 if __name__ == "__main__":

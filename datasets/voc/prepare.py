@@ -19,7 +19,6 @@ See datasets/voc/README.md.
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 from pathlib import Path
@@ -27,11 +26,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-REPO = Path(__file__).resolve().parents[2]
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, evenly_spaced, read_ids, safe_extract_tar  # noqa: E402
+from car.data.archives import PrepareError, evenly_spaced, read_ids  # noqa: E402
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 TAR_NAME = "VOCtrainval_11-May-2012.tar"
 TAR_MD5 = "6cd6e144f989b92b3379bac3b3de84fd"
@@ -133,48 +131,21 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
     )
 
 
-# -------------------------------------------------------------------------------------------- main
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        description="Extract (optionally) and verify Pascal VOC 2012 segmentation for car-bench.",
-    )
-    parser.add_argument(
-        "--data-root", type=Path, default=os.environ.get("CAR_DATA_ROOT"),
-        help="folder that contains (or will contain) VOCdevkit/ (default: $CAR_DATA_ROOT)",
-    )
-    mode = parser.add_mutually_exclusive_group()
-    mode.add_argument("--tar", type=Path, help=f"path to {TAR_NAME} to extract into --data-root")
-    mode.add_argument("--verify-only", action="store_true", help="do not extract, only verify the tree")
-    parser.add_argument("--skip-md5", action="store_true", help=f"do not check the tar's md5 ({TAR_MD5})")
-    parser.add_argument("--allow-subset", action="store_true",
-                        help="accept split lists shorter than the official 1,449 val / 1,464 train ids")
-    parser.add_argument("--sample", type=int, default=None, metavar="N",
-                        help="decode only N evenly spaced val labels (default: all of val)")
-    return parser
+PREPARATION = Preparation(
+    description="Extract (optionally) and verify Pascal VOC 2012 segmentation for car-bench.",
+    readme=README,
+    verify=verify,
+    root_option="--data-root",
+    root_help="folder that contains (or will contain) VOCdevkit/",
+    root_env="CAR_DATA_ROOT",
+    archives=[Archive("--tar", TAR_NAME, f"path to {TAR_NAME} to extract into --data-root", digest=TAR_MD5)],
+    subset_help="accept split lists shorter than the official 1,449 val / 1,464 train ids",
+    sample_help="decode only N evenly spaced val labels (default: all of val)",
+)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    if args.data_root is None:
-        parser.error("--data-root is required (or set CAR_DATA_ROOT)")
-    if args.sample is not None and args.sample < 1:
-        parser.error("--sample must be a positive integer")
-    data_root = Path(args.data_root).expanduser()
-    try:
-        if args.tar is not None:
-            tar_path = Path(args.tar).expanduser()
-            md5 = None if args.skip_md5 else TAR_MD5
-            n = safe_extract_tar(tar_path, data_root, name=TAR_NAME, readme=README, md5=md5)
-            print(f"extracted {n} members of {tar_path} into {data_root}", file=sys.stderr)
-        summary = verify(data_root, allow_subset=args.allow_subset, sample=args.sample)
-    except PrepareError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    print(summary)
-    return 0
+    return run(PREPARATION, argv)
 
 
 if __name__ == "__main__":
