@@ -25,7 +25,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from car.apps.video import VideoSummary, iter_frames
+from car.api.video import VideoSummary, iter_frames
 from car.data.video_io import (
     VideoSource,
     VideoWriter,
@@ -109,7 +109,7 @@ def save_video(seg, video: VideoSource, phrases: list[str], out_dir: Path, stem:
                max_frames: int | None = None, progress=None) -> dict:
     """Segment every frame and write the three outputs; returns {kind: path}."""
 
-    from car.apps.segment import overlay_image
+    from car.apps.overlay import overlay_image
     from car.reporting.viz import label_png, palette_for
 
     out_dir.mkdir(parents=True, exist_ok=True)
