@@ -7,65 +7,48 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from car.data.images import array_to_rgb, pil_to_rgb, read_image_file
 from car.errors import CarError
 
 MAX_PHRASES = 254  # label ids 1..254 fit a palette PNG next to background 0 (255: VOC's ignore index)
 
 
 def read_image(source) -> np.ndarray:
-    """A path, PIL image or array -> RGB uint8 [H, W, 3] (camera EXIF orientation applied)."""
+    """A path, PIL image or array -> RGB uint8 [H, W, 3] through the one image reader
+    (car/data/images.py: camera EXIF orientation applied, 16-bit and float scaled, NaN refused)."""
     if isinstance(source, (str, Path)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise CarError(f"Image '{source}' does not exist or is not a file.")
-        try:
-            with Image.open(path) as img:
-                return _pil_to_array(img)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-            raise CarError(f"Cannot read '{source}' as an image ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else 'unreadable'}).") from None
+        return read_image_file(Path(source).expanduser(), exif=True, fix="give a readable image file")
     if isinstance(source, Image.Image):
-        return _pil_to_array(source)
+        return pil_to_rgb(source, what="The PIL image", exif=True)
     if isinstance(source, np.ndarray):
-        return _array_to_rgb(source)
+        return array_to_rgb(source)
     raise CarError(f"An image must be a path, a PIL image or a numpy array, got {type(source).__name__}.")
 
 
-def _pil_to_array(img: Image.Image) -> np.ndarray:
-    img = ImageOps.exif_transpose(img)  # phone photos are stored sideways with an orientation tag
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return np.asarray(img.convert("RGB")).copy()
-
-
-def _array_to_rgb(a: np.ndarray) -> np.ndarray:
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim == 2:
-        a = np.stack([a] * 3, axis=-1)
-    if a.ndim != 3 or a.shape[2] not in (3, 4) or 0 in a.shape:
-        raise CarError(f"An image array must be [H, W, 3] (RGB), [H, W, 4] or [H, W], got shape {list(a.shape)}.")
-    a = a[..., :3]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    if np.issubdtype(a.dtype, np.floating) and np.nanmin(a) >= 0 and np.nanmax(a) <= 1:
-        return np.round(np.nan_to_num(a) * 255).astype(np.uint8)
-    raise CarError(f"An image array must be uint8 (0-255) or float in [0, 1], got {a.dtype} with values "
-                   f"{a.min()}..{a.max()}.")
-
-
 def clean_phrases(texts) -> list[str]:
-    """Phrases stripped, empty ones dropped; a string is one phrase. Refuses an empty list."""
+    """Phrases stripped, empty ones dropped; a string is one phrase. Refuses an empty list, more than
+    MAX_PHRASES, a phrase that is not a string (None would be segmented as the word "None") and the
+    same phrase twice (case and spacing aside: CLIP would split one score between the two)."""
     if isinstance(texts, str):
         texts = [texts]
-    phrases = [str(t).strip() for t in (texts or []) if str(t).strip()]
+    texts = list(texts or [])
+    for i, t in enumerate(texts, start=1):
+        if not isinstance(t, str):
+            raise CarError(f"Phrase {i} is {t!r} ({type(t).__name__}), not a string: give each phrase as text.")
+    phrases = [t.strip() for t in texts if t.strip()]
     if not phrases:
         raise CarError("The phrase list is empty: give at least one phrase to segment, e.g. ['cat', 'dog'].")
     if len(phrases) > MAX_PHRASES:
         raise CarError(f"{len(phrases)} phrases given; at most {MAX_PHRASES} fit one label map.")
+    seen: dict[str, str] = {}
+    for phrase in phrases:
+        key = " ".join(phrase.lower().split())
+        if key in seen:
+            raise CarError(f"Phrase '{phrase}' is given twice (as '{seen[key]}' too): give each phrase once, "
+                           f"since CaR would split one score between the copies.")
+        seen[key] = phrase
     return phrases
 
 
@@ -80,6 +63,7 @@ class Segmentation:
     trace: list[dict]  # per step: live phrases, their scores, kept and pruned phrases
     timings: dict  # seconds: read, car, post, total
     resized: dict = field(default_factory=dict)  # {"resized_from": [H, W], "resized_to": [h, w]} above max_pixels
+    notes: list[str] = field(default_factory=list)  # what the caller should know (a phrase cut at CLIP's context)
 
     @property
     def masks(self) -> np.ndarray:
@@ -104,7 +88,7 @@ class Segmentation:
     def to_json(self) -> dict:
         return {"size": list(self.label_map.shape), "texts": list(self.texts), "phrases": self.phrases(),
                 "trace": [{k: v for k, v in e.items() if not k.endswith("_ids")} for e in self.trace],
-                "timings": dict(self.timings), **self.resized}
+                "timings": dict(self.timings), **self.resized, **({"notes": list(self.notes)} if self.notes else {})}
 
 
 def trace_records(result, texts: list[str]) -> list[dict]:

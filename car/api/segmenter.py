@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 
 from omegaconf import DictConfig, OmegaConf
 
-from car.api.images import Segmentation, source_name, clean_phrases, read_image, trace_records
+from car.api.images import Segmentation, clean_phrases, read_image, source_name, trace_records
 from car.api.profiles import DEFAULT_PROFILE, check_config, compose_profile
 from car.api.video import segment_video
+from car.clip.context import overlong_phrases
+from car.clip.device import resolve_device
 from car.errors import CarError
 
 
@@ -29,7 +32,7 @@ class CarSegmenter:
         self.cfg = check_config(cfg)
         self.profile, self.backbone_name, self.weights = profile or cfg.dataset.name, backbone, weights
         self.overrides = tuple(str(o) for o in overrides)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(device)  # an unknown device or cuda without a GPU: one sentence, now
         start = time.perf_counter()
         if clips is None:
             torch.manual_seed(int(cfg.seed))  # random-init backbones (pretrained=null) as evaluate.py builds them
@@ -74,6 +77,9 @@ class CarSegmenter:
 
         start = time.perf_counter()
         phrases = clean_phrases(texts)
+        notes = self.phrase_notes(phrases)
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
         rgb = read_image(image)
         read = time.perf_counter()
         segmenter = copy.copy(self.segmenter)  # the built one, with the phrases as its single query pass
@@ -89,7 +95,12 @@ class CarSegmenter:
         timings = {"read": read - start, "car": car - read, "post": end - car, "total": end - start}
         resized = {k: info[k] for k in ("resized_from", "resized_to") if k in info}
         return Segmentation(rgb, phrases, label_map, scores, trace_records(result, phrases),
-                            {k: round(v, 4) for k, v in timings.items()}, resized)
+                            {k: round(v, 4) for k, v in timings.items()}, resized, notes)
+
+    def phrase_notes(self, phrases: list[str]) -> list[str]:
+        """One sentence per phrase longer than the CLIPs' text context (they read only its start)."""
+        notes = {note: None for clip in self.clips for note in overlong_phrases(clip.tokenizer, phrases)}
+        return list(notes)
 
     def video(self, source, texts, fps: float | None = None, max_frames: int | None = None):
         """CaR on every frame of a video file, a folder of frames or a list of frames, the phrases

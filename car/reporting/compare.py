@@ -13,7 +13,7 @@ from pathlib import Path
 
 from car.config import CONFIG_DIR
 from car.metrics import BG_PROTOCOLS, protocol_name
-from car.settings import METHODS, OTHER_METHODS, PEER_METHODS
+from car.settings import OTHER_METHODS, PEER_METHODS
 
 def method_configs() -> tuple[str, ...]:
     """Every conf/method/*.yaml: --methods also takes variants such as groupvit_micro_random (tests, smoke runs)."""

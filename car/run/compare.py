@@ -38,9 +38,9 @@ from omegaconf import OmegaConf
 from car.config import compose
 from car.errors import CarError
 from car.reporting.benchmark_table import BENCHMARKS, CAR_SAM, grid_markdown
-from car.reporting.compare import METHODS, chart, markdown, method_configs
+from car.reporting.compare import chart, markdown, method_configs
 from car.run.experiments import run_grid, run_methods
-from car.settings import validate
+from car.settings import METHODS, validate
 
 PROG = "python -m car.run.compare"
 
