@@ -7,7 +7,7 @@ import pytest
 from car.config import CONFIG_DIR, compose
 from car.errors import CarError
 from car.methods.registry import REGISTRY, method_of
-from car.methods.segmenter import Segmenter
+from car.methods.segmenter import Segmenter, SplitSegmenter
 from car.run.build import build_segmenter, load_backbones
 from car.settings import METHODS
 
@@ -31,7 +31,7 @@ def test_every_factory_builds_a_segmenter(config):
     cfg = compose(["backbone=micro_random", f"method={config}"])
     clips = load_backbones(cfg) if method_of(cfg).uses_backbone else (None, None)
     segmenter = build_segmenter(cfg, *clips)
-    assert isinstance(segmenter, Segmenter) and isinstance(segmenter.cpu_part(), Segmenter)
+    assert isinstance(segmenter, SplitSegmenter) and isinstance(segmenter.cpu_part(), SplitSegmenter)
     assert all(hasattr(model, "parameters") for model in segmenter.models)
     assert (segmenter.budget is not None) == (cfg.method.name == "car")  # the peers size their own input
     image = np.zeros((24, 32, 3), np.uint8)
@@ -54,6 +54,16 @@ def test_the_protocol_refuses_what_lacks_a_part():
         def finish(self, image, proposals):
             return np.zeros(image.shape[:2], np.int64)
 
-    assert not isinstance(NoCpuPart(), Segmenter)
+    assert isinstance(NoCpuPart(), Segmenter) and not isinstance(NoCpuPart(), SplitSegmenter)
     NoCpuPart.cpu_part = lambda self: self
-    assert isinstance(NoCpuPart(), Segmenter)
+    assert isinstance(NoCpuPart(), SplitSegmenter)
+    del NoCpuPart.models
+    assert not isinstance(NoCpuPart(), Segmenter)
+
+
+def test_the_video_segmenter_is_a_segmenter():
+    from car.config import compose as compose_cfg
+
+    cfg = compose_cfg(["dataset=shapes_video", "backbone=micro_random"])
+    segmenter = build_segmenter(cfg, *load_backbones(cfg))
+    assert isinstance(segmenter, Segmenter) and segmenter.budget is None and segmenter.models == []

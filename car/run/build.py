@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import hydra
@@ -15,6 +16,7 @@ from car.errors import CarError
 from car.methods.registry import method_of
 from car.methods.segmenter import Segmenter
 from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
+from car.metrics.video import VideoMeasures
 
 
 def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
@@ -23,10 +25,20 @@ def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
     if not target.startswith("car.data."):
         raise CarError(f"dataset.loader._target_ must name a loader in car.data, got '{target}'.")
     kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
-    loader_cls = hydra.utils.get_class(kwargs.pop("_target_"))
+    loader_cls = loader_class(kwargs.pop("_target_"))
     if "on_missing" in inspect.signature(loader_cls).parameters:  # loaders that list their files up front
         kwargs.setdefault("on_missing", cfg.get("on_bad_sample", "fail"))
     return loader_cls(**kwargs)  # called directly so that CarError reaches the user unwrapped
+
+
+def loader_class(target: str) -> type:
+    """The loader class a dataset config names, or one sentence when this installation lacks it."""
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ModuleNotFoundError, AttributeError, ValueError):
+        raise CarError(f"dataset.loader._target_ names {target}, which this installation does not have: "
+                       f"update car-bench or fix the dataset config.") from None
 
 
 def load_backbones(cfg: DictConfig, device: str | torch.device = "cpu") -> tuple[ClipModel, ClipModel]:
@@ -41,6 +53,11 @@ def is_referring(cfg: DictConfig) -> bool:
     return cfg.dataset.get("task", "semantic") == "referring"
 
 
+def is_video(cfg: DictConfig) -> bool:
+    """Video datasets (shapes_video, ref_davis17): the referring CaR per frame, scored with the DAVIS measures."""
+    return cfg.dataset.get("task", "semantic") == "video"
+
+
 def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel | None, classifier_clip: ClipModel | None) -> Segmenter:
     """The segmenter of `cfg.method.name`, by its own factory (car/methods/registry.py)."""
     return method_of(cfg).build(cfg, proposal_clip, classifier_clip)
@@ -53,6 +70,17 @@ def predicts_background(cfg: DictConfig) -> bool:
 
 
 def build_metric(cfg: DictConfig):
+    if is_video(cfg):
+        if cfg.method.name != "car":
+            raise CarError(f"video datasets are segmented by CaR only (method=car), not method={cfg.method.name}.")
+        if cfg.get("crf_workers", 0):
+            raise CarError("video datasets run the CRF in the main process (crf_workers overlaps images, not the "
+                           "frames of a video); set crf_workers=0.")
+        devices = cfg.trainer.get("devices", 1)
+        if cfg.trainer.get("strategy") == "ddp" or (isinstance(devices, int) and devices > 1):
+            raise CarError("video datasets run in one process (the DAVIS measures are not summed across ranks); "
+                           "use trainer=cpu or trainer=gpu.")
+        return VideoMeasures(task=cfg.dataset.video.protocol, max_objects=cfg.dataset.video.max_objects)
     if is_referring(cfg):
         weighting = cfg.dataset.get("weighting", "unit")
         if weighting not in WEIGHTINGS:

@@ -14,7 +14,7 @@ from pathlib import Path
 from car.config import compose
 from car.errors import CarError
 from car.reporting.ablation import expected_key, slug
-from car.reporting.benchmark_table import BENCHMARKS, CAR_SAM, published_cell
+from car.reporting.benchmark_table import BENCHMARKS, CAR_SAM, VIDEO_BENCHMARKS, published_cell
 from car.reporting.compare import summarise
 from car.reporting.results import load_published
 from car.run.evaluation import evaluate
@@ -72,6 +72,8 @@ def run_grid(overrides: list[str], methods: list[str], benchmarks: list[str], ru
             cell = {"paper": published_cell(published, method, benchmark), "run": None}
             if method == CAR_SAM and cell["paper"] is None:
                 cell["run"] = {"method": method, "error": "the paper has no CaR + SAM number here; not run"}
+            elif benchmark in VIDEO_BENCHMARKS and method != "car":
+                cell["run"] = {"method": method, "error": "video benchmarks run CaR only; not run"}
             elif not published_only:
                 sam = method == CAR_SAM  # CaR's run with postprocess=sam
                 extra = [f"dataset={BENCHMARKS[benchmark]}"] + (["postprocess=sam"] if sam else [])

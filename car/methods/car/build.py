@@ -13,6 +13,7 @@ from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
 from car.methods.car.segmenter import QueryPass, ReferringCaR, SemanticCaR
+from car.methods.car.video import VideoCaR
 from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
 from car.postprocess.crf import DenseCRF
 from car.postprocess.sam import build_sam
@@ -22,9 +23,14 @@ def is_referring(cfg: DictConfig) -> bool:
     return cfg.dataset.get("task", "semantic") == "referring"
 
 
+def is_video(cfg: DictConfig) -> bool:
+    """Video datasets (shapes_video, ref_davis17): the referring CaR per frame, scored with the DAVIS measures."""
+    return cfg.dataset.get("task", "semantic") == "video"
+
+
 def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel) -> CaR:
     c, q = cfg.car, cfg.car.quirks
-    referring = is_referring(cfg)
+    referring = is_referring(cfg) or is_video(cfg)  # video runs the referring CaR on each frame
     proposals = ProposalGenerator(proposal_clip, lam=c["lambda"], affinity_layers=c.affinity_layers,
                                   box_clamp=q.box_clamp, posemb_fp16_round=q.posemb_fp16_round,
                                   chunk_size=c.chunk_size)
@@ -64,8 +70,15 @@ def predicts_background(cfg: DictConfig) -> bool:
 
 def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel):
     """Semantic: queries and label ids from the dataset config (`queries` for ids 1..K, or
-    `passes`). Referring: queries are each sample's sentences."""
+    `passes`). Referring: queries are each sample's sentences. Video: each frame's expressions."""
     d = cfg.dataset
+    if is_video(cfg):
+        if "postprocess" in cfg and cfg.postprocess.get("name", "none") != "none":
+            raise CarError("video datasets run CaR with the dense CRF only (the paper's §4.3: SAM is not involved); "
+                           "drop the postprocess override.")
+        return VideoCaR(build_car(cfg, proposal_clip, classifier_clip), build_crf(cfg),
+                        bg_factor=cfg.car.crf.bg_factor, expressions=d.video.expressions,
+                        budget=build_budget(cfg, proposal_clip.patch_size))
     sam_masks, sam_match = build_sam(cfg)  # (None, None) unless postprocess=sam
     if is_referring(cfg):
         return ReferringCaR(build_car(cfg, proposal_clip, classifier_clip), build_crf(cfg),
