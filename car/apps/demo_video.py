@@ -86,7 +86,7 @@ def video_section(backend, settings: list) -> None:
 
     gr.Markdown(f"### Video\nEvery frame is segmented with the phrases and the settings above (the first "
                 f"{DEMO_MAX_FRAMES} frames of a longer clip); the overlay comes back as a video.")
-    with gr.Row():
+    with gr.Row(elem_id="car-video-row"):
         with gr.Column():
             # format=None, include_audio=True: the upload as it is (PyAV decodes it; no ffmpeg command needed)
             video = gr.Video(sources=["upload"], format=None, include_audio=True, label="video",
