@@ -25,9 +25,9 @@ from pathlib import Path
 import numpy as np
 
 from car.api import DEFAULT_PROFILE, CarSegmenter, Segmentation, backbones, profiles
-from car.errors import CarError
 from car.apps.demo_video import video_section
 from car.apps.segment import POST_CHOICES, save_segmentation, setting_overrides
+from car.errors import CarError
 
 SHAPES_EXAMPLES = (12, 18, 16)  # shapes val scenes shown as examples (the tiny CLIP finds most of their glyphs)
 EXAMPLE_SCALE = 6  # 64x64 scenes enlarged (nearest) to 384x384 for display; CaR's budget shrinks them back

@@ -70,6 +70,7 @@ def run_video(backend, video, phrases: str, eta: float, theta: float, lam: float
     summary = (f"**{record['frames']} frames{cut}**, {width}x{height} at {record['fps']:g} frames/s: "
                f"{t['frames_per_second']:.2f} frames/s segmented, {t['total']:.1f} s in all (phrases embedded "
                f"once: {t['texts']:.2f} s).")
+    summary += "".join(f"\n\nNote: {note}" for note in record["notes"])
     return files["overlay"], phrase_rows(record), [masks, files["json"]], summary
 
 
