@@ -132,3 +132,20 @@ def test_command_line_tables_and_exit_code_two(tree, tmp_path, capsys):
     assert main(["--davis-root", str(root), "--results", str(results)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "walk/00001.png is missing" in err
+
+
+@pytest.mark.slow  # a subprocess that writes and scores 10 PNGs at 854x480
+def test_speed_benchmark_runs_small_and_writes_json(tmp_path):
+    """benchmarks/bench_davis.py (the numbers are not asserted): folder and in-memory scores agree."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "davis.json"
+    subprocess.run([sys.executable, "benchmarks/bench_davis.py", "--sequences", "2", "--frames", "5", "--out", str(out)],
+                   cwd=REPO, check=True, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert report["frames"] == 5 and report["sequences"] == 2 and report["size"] == [480, 854]
+    assert report["folder_seconds"] > 0 and report["folder_cpu_seconds"] > 0 and 0 < report["J&F-Mean"] < 1
