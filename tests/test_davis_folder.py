@@ -149,3 +149,15 @@ def test_speed_benchmark_runs_small_and_writes_json(tmp_path):
     report = json.loads(out.read_text())
     assert report["frames"] == 5 and report["sequences"] == 2 and report["size"] == [480, 854]
     assert report["folder_seconds"] > 0 and report["folder_cpu_seconds"] > 0 and 0 < report["J&F-Mean"] < 1
+
+
+def test_the_command_starts_without_torch():
+    """car-davis imports numpy, OpenCV and SciPy only (car.metrics loads its torch metrics on first use)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = "import sys, car.metrics.davis.cli; print('torch' in sys.modules, 'torchmetrics' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]
