@@ -90,7 +90,7 @@ def test_synonym_phrase_and_all_classes(tmp_path):
 
 @pytest.mark.parametrize("args, match", [
     (["{missing}", "--texts", "a"], "does not exist"),
-    (["{notimage}", "--texts", "a"], "Cannot read"),
+    (["{notimage}", "--texts", "a"], "is corrupt or truncated, or not an image"),
     (["{scene}", "--texts", " , "], "No phrase given"),
     (["{scene}"], "No phrase given"),
     (["{scene}", "--texts", "a", "--profile", "nope"], "Unknown profile 'nope'"),
