@@ -223,6 +223,7 @@ def check_port(host: str, port: int) -> None:
     """CarError unless `host:port` can be served (checked before any model loads)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a listener still blocks it
         try:
             probe.bind((host, port))
         except OSError as err:

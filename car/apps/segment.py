@@ -210,7 +210,7 @@ def main(argv: list[str] | None = None) -> int:
         videos = VideoInputs.from_args(args)  # video files (and --video folders), checked before the model loads
         paths = expand_images(videos.images)
         check_readable(paths)
-        out_dir = check_output_dir(args.out, "--out")  # a file, a read-only folder or a full disk: now, not later
+        out_dir = check_output_dir(args.out, "--out", create=False)  # a file in the way, read-only, full: now
         stems = output_stems(videos.name_paths() + paths)
         videos.check_outputs(out_dir, stems)
         if not args.overwrite:
