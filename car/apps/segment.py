@@ -40,7 +40,7 @@ from car.api import (
     profiles,
     read_image,
 )
-from car.apps.segment_video import VideoInputs, add_video_arguments, output_paths
+from car.apps.segment_video import VideoInputs, add_video_arguments
 from car.errors import CarError
 from car.outputs import (
     check_output_dir,
@@ -212,10 +212,9 @@ def main(argv: list[str] | None = None) -> int:
         check_readable(paths)
         out_dir = check_output_dir(args.out, "--out", create=False)  # a file in the way, read-only, full: now
         stems = output_stems(videos.name_paths() + paths)
-        videos.check_outputs(out_dir, stems)
+        videos.check_outputs(out_dir, stems)  # a video's earlier outputs: refused unless --overwrite
         if not args.overwrite:
-            earlier = [p for stem in stems[: len(videos)] for p in output_paths(out_dir, stem).values()] + \
-                [p for stem in stems[len(videos):] for p in image_outputs(out_dir, stem).values()]
+            earlier = [p for stem in stems[len(videos):] for p in image_outputs(out_dir, stem).values()]
             refuse_existing(earlier, "pass --overwrite to replace them, or choose another --out")
         overrides = setting_overrides(args.theta, args.eta, args.lam, args.post, args.max_pixels) + list(args.set)
         seg = CarSegmenter.from_profile(args.profile, args.backbone, overrides, args.weights, args.device)

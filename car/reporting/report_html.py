@@ -7,7 +7,9 @@ backbone, method, quirk profile, images, resumed/skipped counts, time), mIoU und
 rule with the published number and Δ, or "not comparable (reason)" (the verdict metrics.json records
 under `comparison`, car/reporting/comparability.py; worked out here for older runs), the per-class IoU as a sorted
 bar chart, the row-normalised confusion matrix, the time per stage, and the overlay gallery; for
-referring runs the precision@X curve and the per-unit IoU histogram instead of the class charts.
+referring runs the precision@X curve and the per-unit IoU histogram instead of the class charts; for
+video runs J&F, J and F per expression set, the per-video J&F bars, the sets side by side and strips
+of frames with their masks (car/reporting/video.py).
 The charts are written as PNGs into `<run>/figures/` (car/reporting/plots.py) and embedded, like the
 overlays, as base64 data, so the file opens offline and can be moved on its own. (`car.reporting.report` is
 a different command: reproduced numbers against published ones over many runs.)
@@ -27,6 +29,7 @@ import yaml
 
 from car.errors import CarError
 from car.outputs import write_text
+from car.reporting import video
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +122,9 @@ def fallback_reasons(metrics: dict) -> list[str]:
 
 def verdict(metrics: dict) -> dict:
     """{"paper", "delta", "comparable", "reason"}: the stored verdict where the run has one."""
-    paper = (metrics.get("published") or {}).get("miou")
-    delta = None if paper is None or metrics.get("miou") is None else metrics["miou"] - paper
+    head, paper_key = ("j_and_f", "j_and_f") if metrics.get("task") == "video" else ("miou", "miou")
+    paper = (metrics.get("published") or {}).get(paper_key)
+    delta = None if paper is None or metrics.get(head) is None else metrics[head] - paper
     ok, reason = stored_verdict(metrics)
     if ok is None:
         reasons = fallback_reasons(metrics)
@@ -146,6 +150,8 @@ def paper_rule_key(metrics: dict) -> str:
 
 def score_rows(metrics: dict) -> list[tuple[str, str, float | None]]:
     """(label, metrics.json key, value) of every score the run has, the headline first."""
+    if metrics.get("task") == "video":
+        return video.score_rows(metrics)
     if metrics.get("task") == "referring":
         keys = ["miou", "oiou"] + sorted(k for k in metrics if k.startswith("precision@"))
         labels = {"miou": "mIoU", "oiou": "oIoU"}
@@ -175,7 +181,9 @@ def make_figures(metrics: dict, out: Path) -> list[dict]:
     def add(key: str, title: str, draw, *args, note: str = "") -> None:
         figures.append({"key": key, "title": title, "path": draw(*args, out / f"{key}.png"), "note": note})
 
-    if metrics.get("task") == "referring":
+    if metrics.get("task") == "video":
+        video.add_figures(metrics, add)
+    elif metrics.get("task") == "referring":
         precision = {float(k.split("@")[1]): v for k, v in metrics.items() if k.startswith("precision@")}
         if precision:
             add("precision_curve", "precision@X", plots.precision_curve, precision,
@@ -211,6 +219,10 @@ def header_fields(metrics: dict, run_dir: Path) -> list[tuple[str, str]]:
     if metrics.get("task") == "referring":
         images = (f"{metrics.get('num_units')} units ({metrics.get('unit')}), "
                   f"{metrics.get('num_sentences')} sentences")
+    if metrics.get("task") == "video":
+        images = (f"{metrics.get('num_videos')} videos x {len(metrics.get('expression_sets') or {})} expression sets, "
+                  f"{metrics.get('num_frames')} frames, {fmt(metrics.get('frames_per_s'))} frames/s "
+                  f"(expressions={metrics.get('expressions')})")
     resized = (metrics.get("resized") or {}).get("count", 0)
     return [("dataset", f"{metrics.get('dataset')} ({metrics.get('task', 'semantic')})"),
             ("split", str(metrics.get("split"))),
@@ -232,8 +244,11 @@ def scores_table(metrics: dict) -> str:
     paper_key = paper_rule_key(metrics)
     rows = []
     for label, key, value in score_rows(metrics):
-        is_paper = key == ("miou" if metrics.get("task") == "referring" else f"all_rules/{paper_key}")
-        paper = v["paper"] if is_paper else None
+        if metrics.get("task") == "video":
+            paper = video.paper_value(metrics, key)
+        else:
+            is_paper = key == ("miou" if metrics.get("task") == "referring" else f"all_rules/{paper_key}")
+            paper = v["paper"] if is_paper else None
         delta = None if paper is None or value is None or not v["comparable"] else value - paper  # as the console
         rows.append(f'<tr><th>{esc(label)}</th><td data-key="{esc(key, True)}">{fmt(value)}</td>'
                     f"<td>{fmt(paper)}</td><td>{fmt(delta, '+.2f')}</td></tr>")

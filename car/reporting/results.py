@@ -54,7 +54,8 @@ def published_row(cfg: DictConfig) -> dict | None:
     section = method_section(load_published(cfg.paths.results_dir), method)
     if method != "car":
         return peer_row(cfg, section, str(key))
-    node = section.get("referring" if cfg.dataset.get("task") == "referring" else "semantic", {})
+    task = cfg.dataset.get("task", "semantic")
+    node = section.get(task if task in ("referring", "video") else "semantic", {})
     for part in str(key).split("/"):
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, (int, float)):
@@ -171,6 +172,11 @@ def comparison_table(metrics: dict) -> str:
 def print_summary(metrics: dict) -> None:
     for line in run_notes(metrics):
         print(line)
+    if metrics.get("task") == "video":  # J&F, J, F per expression set (car/reporting/video.py)
+        from car.reporting.video import console_table
+
+        print(console_table(metrics))
+        return
     if metrics.get("per_class_iou"):
         print(per_class_table(metrics))
     print(comparison_table(metrics))

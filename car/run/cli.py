@@ -46,7 +46,8 @@ def main(cfg: DictConfig) -> float:
         with console(verbose=bool(cfg.get("verbose", False))):  # libraries' chatter only with verbose=true
             from car.run.evaluation import evaluate
 
-            return evaluate(cfg)["miou"]
+            metrics = evaluate(cfg)
+            return metrics["j_and_f"] if metrics.get("task") == "video" else metrics["miou"]
     except CarError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -21,6 +21,7 @@ from car.outputs import check_output_dir
 from car.postprocess.sam import sam_record
 from car.reporting.report_html import write_report_safely
 from car.reporting.results import build_metrics, print_summary, write_outputs
+from car.reporting.video import save_strips
 from car.reporting.viz import save_overlays
 from car.run.build import (
     build_dataset,
@@ -29,9 +30,11 @@ from car.run.build import (
     build_segmenter,
     build_trainer,
     is_referring,
+    is_video,
     load_backbones,
     predicts_background,
 )
+from car.run.davis_output import DavisWriter
 from car.run.distributed import gather_interleaved, gather_predictions, gather_sum
 from car.run.inputs import check_inputs
 from car.run.predictor import CarPredictor
@@ -76,6 +79,21 @@ def referring_summary(cfg: DictConfig, scores: dict) -> dict:
     return scores
 
 
+def video_summary(cfg: DictConfig, scores: dict, per_image: list[dict], out_dir: Path) -> dict:
+    """J&F per expression set and their mean (car/metrics/video.py), frames/s, and where the DAVIS-layout
+    results are (`python -m car.metrics.davis --results <run>/davis/<set>` re-scores one set)."""
+    frames = sum(p.get("frames", 0) for p in per_image)
+    seconds = sum(p.get("seconds", 0.0) for p in per_image)
+    scores["num_frames"] = frames
+    scores["frames_per_s"] = round(frames / seconds, 3) if seconds else None
+    scores["expressions"] = cfg.dataset.video.expressions
+    scores["davis_results"] = str(out_dir / "davis")
+    scores["davis_root"] = str(out_dir / "davis_root") if cfg.dataset.video.write_ground_truth else \
+        cfg.dataset.video.get("davis_root")
+    scores["per_video_frames"] = {p["image_id"]: p.get("frames") for p in per_image}
+    return scores
+
+
 def nothing_evaluated(total: int, skipped: list[dict]) -> str:
     """The sentence of a run in which no sample could be evaluated."""
     if skipped:
@@ -101,8 +119,11 @@ def evaluate(cfg: DictConfig) -> dict:
     sam = getattr(segmenter, "sam_masks", None)  # SAM's automatic masks (postprocess=sam), moved with CLIP
     models = [clip.model for clip in clips if clip is not None] + list(getattr(segmenter, "models", [])) \
         + ([sam.sam] if sam is not None else [])
-    predictor = CarPredictor(segmenter, models, metric,
-                             keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0), store=store)
+    writer = None
+    if is_video(cfg):  # results in DAVIS layout (and, for a generated dataset, its ground truth as a DAVIS tree)
+        writer = DavisWriter(out_dir / "davis", out_dir / "davis_root" if cfg.dataset.video.write_ground_truth else None)
+    predictor = CarPredictor(segmenter, models, metric, keep_examples=cfg.num_overlays,
+                             crf_workers=cfg.get("crf_workers", 0), store=store, writer=writer)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
@@ -116,7 +137,10 @@ def evaluate(cfg: DictConfig) -> dict:
     if not per_image:
         raise CarError(nothing_evaluated(len(dataset), skipped))
     computed = predictor.metric.compute()
-    if is_referring(cfg):
+    if is_video(cfg):
+        scores = video_summary(cfg, computed, per_image, out_dir)
+        class_names = []
+    elif is_referring(cfg):
         scores = referring_summary(cfg, {k: v for k, v in computed.items()})
         scores["unit_ious"] = [p["iou"] for p in per_image if "iou" in p]  # per unit, dataset order (percent)
         class_names = ["background", "referred object"]
@@ -143,7 +167,8 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics.update(peer_run_notes(cfg, segmenter))
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)
-        overlays = save_overlays(examples, class_names, out_dir / "overlays")
+        overlays = save_strips(examples, out_dir / "overlays") if is_video(cfg) else \
+            save_overlays(examples, class_names, out_dir / "overlays")
         log_to_loggers(loggers, cfg, metrics, overlays)
         print_summary(metrics)
         log.info("wrote %s", path)

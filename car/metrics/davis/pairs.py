@@ -95,8 +95,14 @@ def _frame_f(gt_bounds: list, pred_bounds: list) -> np.ndarray:
 def _frame_j(gt: np.ndarray, pred: np.ndarray, n_gt: int, n_pred: int) -> np.ndarray:
     """[P, G] J of one frame from a joint histogram (void already zeroed in both)."""
     x, y, w, h = cv2.boundingRect(cv2.bitwise_or(gt, pred))  # outside it both are background
-    codes = gt[y:y + h, x:x + w].astype(np.intp) * (n_pred + 1) + pred[y:y + h, x:x + w]
-    joint = np.bincount(codes.ravel(), minlength=(n_gt + 1) * (n_pred + 1)).reshape(n_gt + 1, n_pred + 1)
+    gt, pred = gt[y:y + h, x:x + w], pred[y:y + h, x:x + w]
+    bins = (n_gt + 1) * (n_pred + 1)
+    if bins <= 256:  # one uint8 code per pixel, counted by OpenCV (exact: counts < 2**24)
+        codes = gt * np.uint8(n_pred + 1) + pred
+        counts = cv2.calcHist([codes], [0], None, [256], [0, 256]).reshape(-1)[:bins].astype(np.int64)
+    else:
+        counts = np.bincount((gt.astype(np.intp) * (n_pred + 1) + pred).ravel(), minlength=bins)
+    joint = counts.reshape(n_gt + 1, n_pred + 1)  # [G+1, P+1]
     inter = joint[1:, 1:].T  # [P, G]
     gt_area, pred_area = joint[1:, :].sum(axis=1), joint[:, 1:].sum(axis=0)  # [G], [P]
     union = gt_area[None, :] + pred_area[:, None] - inter
@@ -107,7 +113,7 @@ def pairwise_scores(gt: np.ndarray, pred: np.ndarray, n_gt: int, n_pred: int, vo
                     fraction: float = BOUNDARY_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """J and F, each [P, G, T] float64, of predicted objects 1..P against ground-truth objects 1..G.
 
-    gt: [T, H, W] ground-truth ids (ids above G count as background); pred: [T, H, W] predicted ids
+    gt: [T, H, W] ground-truth ids (ids above G, void 255 among them, count as background); pred: [T, H, W] predicted ids
     in 0..P; void: [T, H, W] bool or None. Missing objects are empty masks."""
     frames, height, width = gt.shape
     kernel = disk(boundary_tolerance(height, width, fraction))

@@ -57,7 +57,7 @@ class DavisMeasures:
         if sequence in self.sequences:
             raise ValueError(f"sequence {sequence} was already scored")
         void = gt == VOID
-        n_gt = int(np.where(void[0], 0, gt[0]).max())
+        n_gt = int(gt[0][~void[0]].max(initial=0))
         if self.task == "semi-supervised":
             if len(gt) < 3:
                 raise ValueError(f"sequence {sequence}: the semi-supervised task scores all frames but the first "
@@ -70,7 +70,7 @@ class DavisMeasures:
                 f"no predicted id above the {n_gt} ground-truth objects"
             raise ValueError(f"sequence {sequence}: the prediction has id {n_pred}, but the {self.task} task "
                              f"allows {what}")
-        j, f = pairwise_scores(np.where(gt == VOID, 0, gt), pred, n_gt, max(n_pred, n_gt), void)  # [P, G, T]
+        j, f = pairwise_scores(gt, pred, n_gt, max(n_pred, n_gt), void)  # [P, G, T]; void (255) is above every id
         if self.task == "unsupervised":
             rows, cols = linear_sum_assignment(-(j.mean(axis=2) + f.mean(axis=2)) / 2)
         else:
