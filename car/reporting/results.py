@@ -13,6 +13,8 @@ from omegaconf import DictConfig, OmegaConf
 
 from car.reporting.comparability import comparability
 from car.errors import CarError
+from car.metrics.schema import SCHEMA_VERSION, RunRecord, missing_scores
+from car.reporting.task_views import view_of
 
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
 
@@ -89,12 +91,18 @@ def sam_row(row: dict | None) -> dict | None:
 
 
 def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float, car_seconds: float,
-                  per_image: list[dict]) -> dict:
+                  per_image: list[dict]) -> RunRecord:
+    """The run's metrics.json record (car/metrics/schema.py): its fields around the metric's `scores`."""
+    task = cfg.dataset.get("task", "semantic")
+    missing = missing_scores(task, scores)
+    if missing:
+        raise ValueError(f"the {task} metric did not return {missing}: it breaks the metric contract")
     steps = [s for p in per_image for s in p["steps"]]
     published = published_row(cfg)
     head = {
+        "schema_version": SCHEMA_VERSION,
         "dataset": cfg.dataset.name,
-        "task": cfg.dataset.get("task", "semantic"),
+        "task": task,
         "split": cfg.dataset.loader.get("split"),
         "backbone": {"name": cfg.backbone.name, "proposal": cfg.backbone.proposal.arch,
                      "classifier": cfg.backbone.classifier.arch,
@@ -119,13 +127,6 @@ def per_class_table(metrics: dict) -> str:
     for name, iou in metrics.get("per_class_iou", {}).items():
         lines.append(f"| {name} | {'—' if iou is None else f'{iou:.2f}'} |")
     return "\n".join(lines)
-
-
-def rule_name(metrics: dict) -> str:
-    if metrics["task"] == "referring":
-        return f"referring mIoU, unit={metrics['unit']}"
-    protocol = f", bg_protocol={metrics['bg_protocol']}" if metrics.get("bg_protocol") else ""
-    return f"{metrics['average']}{protocol}"
 
 
 def delta_cell(metrics: dict) -> str:
@@ -157,7 +158,7 @@ def comparison_table(metrics: dict) -> str:
     delta = delta_cell(metrics)
     extra = f" oIoU {metrics['oiou']:.2f} |" if "oiou" in metrics else ""
     return "\n".join([
-        f"| dataset | backbone | images | mIoU ({rule_name(metrics)}) | paper | Δ |{' oIoU |' if extra else ''}",
+        f"| dataset | backbone | images | mIoU ({view_of(metrics).rule_name(metrics)}) | paper | Δ |{' oIoU |' if extra else ''}",
         "|---|---|---|---|---|---|" + ("---|" if extra else ""),
         f"| {metrics['dataset']} | {metrics['backbone']['name']} | {metrics['num_images']} | {metrics['miou']:.2f} | "
         f"{'—' if paper is None else paper} | {delta} |{extra}",

@@ -24,6 +24,9 @@ import warnings
 from functools import lru_cache
 from pathlib import Path
 
+from car.errors import CarError
+from car.metrics.schema import check_record
+
 SWEPT = ("car.eta", "car.theta", "car.lambda")
 IGNORED = ("output_dir",)  # differs between runs by construction
 IGNORED_GROUPS = ("logger",)  # where results are logged, not what they are
@@ -37,8 +40,8 @@ def collect_runs(root: str | Path) -> list[dict]:
     runs = []
     for path in sorted(root.rglob("metrics.json")):
         try:
-            metrics = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            metrics = check_record(json.loads(path.read_text()), str(path))
+        except (OSError, json.JSONDecodeError, CarError) as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
             continue
         metrics["_run"] = str(path.parent.relative_to(root)) or "."

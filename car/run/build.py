@@ -19,7 +19,7 @@ from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
 from car.methods.car.segmenter import QueryPass, ReferringCaR, SemanticCaR
 from car.methods.car.text import TextEncoder
-from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
+from car.metrics import WEIGHTINGS, ReferringIoU, SemanticIoU
 from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
 from car.postprocess.sam import build_sam
 
@@ -119,14 +119,17 @@ def predicts_background(cfg: DictConfig) -> bool:
     return protocol is None
 
 
-def build_metric(cfg: DictConfig):
+def build_metric(cfg: DictConfig) -> ReferringIoU | SemanticIoU:
+    """The dataset's metric, set up to score by its rule: `compute()` returns what metrics.json records."""
+    d = cfg.dataset
     if is_referring(cfg):
-        weighting = cfg.dataset.get("weighting", "unit")
+        weighting = d.get("weighting", "unit")
         if weighting not in WEIGHTINGS:
             raise CarError(f"dataset.weighting must be {' or '.join(WEIGHTINGS)} (unit: every evaluation unit "
                            f"counts once; sentence: weighted by its sentences), got '{weighting}'.")
-        return ReferringIoU(weighting)
-    return ConfusionMatrix(cfg.dataset.num_classes, ignore_index=cfg.dataset.ignore_index)
+        return ReferringIoU(weighting, unit=d.loader.unit)
+    return SemanticIoU(d.num_classes, ignore_index=d.ignore_index, average=d.average, bg_protocol=d.bg_protocol,
+                       class_names=list(d.class_names), predicts_background=predicts_background(cfg))
 
 
 def build_loggers(cfg: DictConfig) -> list:

@@ -18,16 +18,13 @@ from car.run.build import (
     build_metric,
     build_segmenter,
     build_trainer,
-    is_referring,
     load_backbones,
-    predicts_background,
 )
 from car.data.common import list_collate
 from car.data.guard import GuardedDataset
 from car.run.distributed import gather_interleaved, gather_predictions, gather_sum
 from car.run.inputs import check_inputs
 from car.methods.car.text import flush_all as flush_text_caches
-from car.metrics import protocol_name, segmentation_scores
 from car.run.predictor import CarPredictor
 from car.reporting.results import build_metrics, print_summary, write_outputs
 from car.postprocess.sam import sam_record
@@ -37,41 +34,6 @@ from car.reporting.report_html import write_report_safely
 from car.reporting.viz import save_overlays
 
 log = logging.getLogger(__name__)
-
-
-def semantic_scores(cfg: DictConfig, confmat) -> dict:
-    """The configured rule, plus every (average, protocol) pair that applies, by name. Protocols
-    are named by `protocol_name`: "standard" becomes standard_no_bg for runs whose predictions
-    have no background class (the peers) and standard_bg_miss for CaR's background channel."""
-    names = list(cfg.dataset.class_names)
-    configured = cfg.dataset.bg_protocol
-    background = predicts_background(cfg)
-    scores = segmentation_scores(confmat, average=cfg.dataset.average, bg_protocol=configured, class_names=names)
-    scores["bg_protocol"] = protocol_name(configured, background)
-    protocols = [None] if configured is None else ["car", "standard"]
-    scores["all_rules"] = {
-        f"{average}/{protocol_name(protocol, background)}":
-            segmentation_scores(confmat, average=average, bg_protocol=protocol, class_names=names)["miou"]
-        for average in ("gt_present", "union_present") for protocol in protocols
-    }
-    scores["confusion_matrix"] = confmat.tolist()
-    return scores
-
-
-def referring_summary(cfg: DictConfig, scores: dict) -> dict:
-    """Name the evaluation unit and the weighting (`scores["weighting"]`, from the metric)."""
-    unit = cfg.dataset.loader.unit
-    scores["unit"] = unit
-    run = ("object: one CaR run per referred object over all its sentences (official CaR)" if unit == "object" else
-           "sentence: one CaR run per sentence (standard RIS protocol)")
-    if unit == "sentence":
-        counted = "every sentence counts once"
-    elif scores["weighting"] == "unit":
-        counted = "every object counts once in mIoU, oIoU and precision@X (official CaR evaluation)"
-    else:
-        counted = "its mask counts once per sentence of the object (weighting=sentence)"
-    scores["unit_note"] = f"{run}; {counted}"
-    return scores
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -101,14 +63,7 @@ def evaluate(cfg: DictConfig) -> dict:
     per_image, examples, car_seconds = gather_predictions(predictor)  # all DDP ranks, dataset order
     predict_done = time.perf_counter()
 
-    computed = predictor.metric.compute()
-    if is_referring(cfg):
-        scores = referring_summary(cfg, {k: v for k, v in computed.items()})
-        scores["unit_ious"] = [p["iou"] for p in per_image if "iou" in p]  # per unit, dataset order (percent)
-        class_names = ["background", "referred object"]
-    else:
-        scores = semantic_scores(cfg, computed.cpu())
-        class_names = list(cfg.dataset.class_names)
+    scores = dict(predictor.metric.compute())  # the task's scores (car/metrics/schema.py)
     skipped = gather_interleaved(predictor.skipped)
     scores["skipped"] = {"count": len(skipped), "on_bad_sample": cfg.get("on_bad_sample", "fail"), "samples": skipped}
     resized = [{k: p[k] for k in ("image_id", "resized_from", "resized_to")} for p in per_image if "resized_from" in p]
@@ -128,7 +83,7 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics.update(peer_run_notes(cfg, segmenter))
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)
-        overlays = save_overlays(examples, class_names, out_dir / "overlays")
+        overlays = save_overlays(examples, predictor.metric.label_names, out_dir / "overlays")
         log_to_loggers(loggers, cfg, metrics, overlays)
         print_summary(metrics)
         log.info("wrote %s", path)

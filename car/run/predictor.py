@@ -22,8 +22,6 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 
-from car.metrics.referring import unit_iou
-
 
 def resident_mb() -> float:
     """Current resident set size of this process in MB (Linux /proc; 0 elsewhere)."""
@@ -44,7 +42,7 @@ class CarPredictor(pl.LightningModule):
         super().__init__()
         self.segmenter = segmenter
         self.clips = torch.nn.ModuleList(dict.fromkeys(models))  # registered so Lightning moves them
-        self.metric = metric  # ConfusionMatrix (semantic) or ReferringIoU (referring)
+        self.metric = metric  # the task's metric (car/metrics): update per sample, compute() -> scores
         self.keep_examples = keep_examples
         self.crf_workers = crf_workers
         self.store = store  # PredictionStore: finished images are saved and, on resume, reloaded
@@ -105,8 +103,6 @@ class CarPredictor(pl.LightningModule):
         self.metric.update(torch.from_numpy(pred).to(self.device), target, **sentences)
         resized = {k: info[k] for k in ("resized_from", "resized_to") if k in info}  # above car.max_pixels
         self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"], **resized})
-        if "sentences" in sample:  # referring: the unit's IoU, for the report's histogram
-            self.per_image[-1]["iou"] = unit_iou(pred, sample["target"])
         if len(self.per_image) % 25 == 1:
             self.rss_trace.append((len(self.per_image), resident_mb()))
         if len(self.examples) < self.keep_examples:

@@ -37,7 +37,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, check_md5, evenly_spaced, read_ids  # noqa: E402
+from car.data.archives import PrepareError, check_digest, evenly_spaced, read_ids  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context/README.md"
@@ -224,7 +224,7 @@ def convert_step(root: Path, args) -> str | None:
         return None
     json_path = Path(args.json).expanduser()
     if json_path.is_file() and not args.skip_md5:
-        check_md5(json_path, JSON_MD5, JSON_NAME)
+        check_digest(json_path, JSON_MD5, JSON_NAME)
     counts = convert(root, json_path, args.unknown_to_background)
     return f"wrote {counts['train']} train and {counts['val']} val labels into {root / LABEL_DIR}"
 
