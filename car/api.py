@@ -9,6 +9,7 @@
     out.scores         # final classifier score per phrase, None where the recurrence pruned it
     out.trace          # per step: the live phrases, their scores, which were kept and pruned
     out.timings        # seconds: read, car (the CLIPs), post (CRF / SAM, painting), total
+    video = seg.video("clip.mp4", ["circle"])          # a video, a frame folder or a list of frames (car/apps/video.py)
 
 The profile is a dataset config of conf/dataset/ (voc, coco_object, context59, ...: the paper's η,
 θ, λ, visual prompts and background words for that kind of picture, and its default backbone) or
@@ -22,14 +23,18 @@ from __future__ import annotations
 
 import copy
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 
+from car.clip.context import overlong_phrases
+from car.clip.device import resolve_device
 from car.config import CONFIG_DIR, compose
+from car.data.images import array_to_rgb, pil_to_rgb, read_image_file
 from car.errors import CarError
 from car.settings import validate
 
@@ -96,57 +101,39 @@ def _set_weights(cfg: DictConfig, weights: str) -> None:
 
 
 def read_image(source) -> np.ndarray:
-    """A path, PIL image or array -> RGB uint8 [H, W, 3] (camera EXIF orientation applied)."""
+    """A path, PIL image or array -> RGB uint8 [H, W, 3] through the one image reader
+    (car/data/images.py: camera EXIF orientation applied, 16-bit and float scaled, NaN refused)."""
     if isinstance(source, (str, Path)):
-        path = Path(source).expanduser()
-        if not path.is_file():
-            raise CarError(f"Image '{source}' does not exist or is not a file.")
-        try:
-            with Image.open(path) as img:
-                return _pil_to_array(img)
-        except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as err:
-            raise CarError(f"Cannot read '{source}' as an image ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else 'unreadable'}).") from None
+        return read_image_file(Path(source).expanduser(), exif=True, fix="give a readable image file")
     if isinstance(source, Image.Image):
-        return _pil_to_array(source)
+        return pil_to_rgb(source, what="The PIL image", exif=True)
     if isinstance(source, np.ndarray):
-        return _array_to_rgb(source)
+        return array_to_rgb(source)
     raise CarError(f"An image must be a path, a PIL image or a numpy array, got {type(source).__name__}.")
 
 
-def _pil_to_array(img: Image.Image) -> np.ndarray:
-    img = ImageOps.exif_transpose(img)  # phone photos are stored sideways with an orientation tag
-    if img.mode in ("RGBA", "LA") or (img.mode == "P" and "transparency" in img.info):
-        rgba = img.convert("RGBA")
-        img = Image.alpha_composite(Image.new("RGBA", rgba.size, (255, 255, 255, 255)), rgba)
-    return np.asarray(img.convert("RGB")).copy()
-
-
-def _array_to_rgb(a: np.ndarray) -> np.ndarray:
-    if a.ndim == 3 and a.shape[2] == 1:
-        a = a[..., 0]
-    if a.ndim == 2:
-        a = np.stack([a] * 3, axis=-1)
-    if a.ndim != 3 or a.shape[2] not in (3, 4) or 0 in a.shape:
-        raise CarError(f"An image array must be [H, W, 3] (RGB), [H, W, 4] or [H, W], got shape {list(a.shape)}.")
-    a = a[..., :3]
-    if a.dtype == np.uint8:
-        return np.ascontiguousarray(a)
-    if np.issubdtype(a.dtype, np.floating) and np.nanmin(a) >= 0 and np.nanmax(a) <= 1:
-        return np.round(np.nan_to_num(a) * 255).astype(np.uint8)
-    raise CarError(f"An image array must be uint8 (0-255) or float in [0, 1], got {a.dtype} with values "
-                   f"{a.min()}..{a.max()}.")
-
-
 def clean_phrases(texts) -> list[str]:
-    """Phrases stripped, empty ones dropped; a string is one phrase. Refuses an empty list."""
+    """Phrases stripped, empty ones dropped; a string is one phrase. Refuses an empty list, more than
+    MAX_PHRASES, a phrase that is not a string (None would be segmented as the word "None") and the
+    same phrase twice (case and spacing aside: CLIP would split one score between the two)."""
     if isinstance(texts, str):
         texts = [texts]
-    phrases = [str(t).strip() for t in (texts or []) if str(t).strip()]
+    texts = list(texts or [])
+    for i, t in enumerate(texts, start=1):
+        if not isinstance(t, str):
+            raise CarError(f"Phrase {i} is {t!r} ({type(t).__name__}), not a string: give each phrase as text.")
+    phrases = [t.strip() for t in texts if t.strip()]
     if not phrases:
         raise CarError("The phrase list is empty: give at least one phrase to segment, e.g. ['cat', 'dog'].")
     if len(phrases) > MAX_PHRASES:
         raise CarError(f"{len(phrases)} phrases given; at most {MAX_PHRASES} fit one label map.")
+    seen: dict[str, str] = {}
+    for phrase in phrases:
+        key = " ".join(phrase.lower().split())
+        if key in seen:
+            raise CarError(f"Phrase '{phrase}' is given twice (as '{seen[key]}' too): give each phrase once, "
+                           f"since CaR would split one score between the copies.")
+        seen[key] = phrase
     return phrases
 
 
@@ -161,6 +148,7 @@ class Segmentation:
     trace: list[dict]  # per step: live phrases, their scores, kept and pruned phrases
     timings: dict  # seconds: read, car, post, total
     resized: dict = field(default_factory=dict)  # {"resized_from": [H, W], "resized_to": [h, w]} above max_pixels
+    notes: list[str] = field(default_factory=list)  # what the caller should know (a phrase cut at CLIP's context)
 
     @property
     def masks(self) -> np.ndarray:
@@ -185,7 +173,7 @@ class Segmentation:
     def to_json(self) -> dict:
         return {"size": list(self.label_map.shape), "texts": list(self.texts), "phrases": self.phrases(),
                 "trace": [{k: v for k, v in e.items() if not k.endswith("_ids")} for e in self.trace],
-                "timings": dict(self.timings), **self.resized}
+                "timings": dict(self.timings), **self.resized, **({"notes": list(self.notes)} if self.notes else {})}
 
 
 def trace_records(result, texts: list[str]) -> list[dict]:
@@ -218,7 +206,7 @@ class CarSegmenter:
         self.cfg = check_config(cfg)
         self.profile, self.backbone_name, self.weights = profile or cfg.dataset.name, backbone, weights
         self.overrides = tuple(str(o) for o in overrides)
-        self.device = device or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = resolve_device(device)  # an unknown device or cuda without a GPU: one sentence, now
         start = time.perf_counter()
         if clips is None:
             torch.manual_seed(int(cfg.seed))  # random-init backbones (pretrained=null) as evaluate.py builds them
@@ -264,6 +252,9 @@ class CarSegmenter:
 
         start = time.perf_counter()
         phrases = clean_phrases(texts)
+        notes = self.phrase_notes(phrases)
+        for note in notes:
+            warnings.warn(note, stacklevel=2)
         rgb = read_image(image)
         read = time.perf_counter()
         segmenter = copy.copy(self.segmenter)  # the built one, with the phrases as its single query pass
@@ -279,7 +270,19 @@ class CarSegmenter:
         timings = {"read": read - start, "car": car - read, "post": end - car, "total": end - start}
         resized = {k: info[k] for k in ("resized_from", "resized_to") if k in info}
         return Segmentation(rgb, phrases, label_map, scores, trace_records(result, phrases),
-                            {k: round(v, 4) for k, v in timings.items()}, resized)
+                            {k: round(v, 4) for k, v in timings.items()}, resized, notes)
+
+    def phrase_notes(self, phrases: list[str]) -> list[str]:
+        """One sentence per phrase longer than the CLIPs' text context (they read only its start)."""
+        notes = {note: None for clip in self.clips for note in overlong_phrases(clip.tokenizer, phrases)}
+        return list(notes)
+
+    def video(self, source, texts, fps: float | None = None, max_frames: int | None = None):
+        """CaR on every frame of a video file, a folder of frames or a list of frames, the phrases
+        embedded once -> car.apps.video.VideoSegmentation (per-frame results, fps, label_maps [T, H, W])."""
+        from car.apps.video import segment_video
+
+        return segment_video(self, source, texts, fps, max_frames)
 
 
 def _name(image) -> str | None:

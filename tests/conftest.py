@@ -7,7 +7,9 @@ samples skips with `SHARED_DATA_REASON`, everything else builds its own fixtures
 
 from __future__ import annotations
 
+import json
 import os
+import re
 from pathlib import Path
 
 import numpy as np
@@ -93,3 +95,34 @@ def vitb16_clip():
 
     torch.manual_seed(0)
     return load_clip({"arch": "ViT-B-16", "pretrained": None, "quick_gelu": True})
+
+
+# ------------------------------------------------------------------ the bad-input table (results/reliability.md)
+
+_TMP_PATHS = re.compile(r"/tmp/pytest-of-[^/\s]+/pytest-\d+/(?:popen-gw\d+/)?[^/\s'\"]+")
+
+
+def answer_text(text: str) -> str:
+    """A recorded answer without this machine's paths: pytest's tmp folders -> <tmp>, the repo -> <repo>."""
+    text = _TMP_PATHS.sub("<tmp>", str(text)).replace(str(REPO), "<repo>")
+    return " ".join(text.split())
+
+
+@pytest.fixture
+def answer(request):
+    """`answer(text)`: what the bad input of this `@pytest.mark.bad_input(what, entry)` test got (an error
+    sentence with its exit code, a counted skip ...). With CAR_RELIABILITY_LOG set, it is appended there
+    as a JSON line; scripts/reliability_table.py turns those lines into results/reliability.md's table."""
+    marker = request.node.get_closest_marker("bad_input")
+    assert marker is not None, "answer() needs @pytest.mark.bad_input(what, entry) on the test"
+
+    def record(text: str) -> str:
+        log = os.environ.get("CAR_RELIABILITY_LOG")
+        if log:
+            row = {"what": marker.args[0], "entry": marker.args[1], "answer": answer_text(text),
+                   "test": request.node.nodeid.split("[")[0]}
+            with open(log, "a", encoding="utf-8") as f:
+                f.write(json.dumps(row) + "\n")
+        return text
+
+    return record

@@ -121,7 +121,7 @@ def test_config_errors_are_one_sentence(call, match):
 
 def test_input_errors_are_one_sentence(seg, tmp_path):
     (tmp_path / "notes.png").write_text("not an image")
-    with pytest.raises(CarError, match="Cannot read"):
+    with pytest.raises(CarError, match="notes.png is corrupt or truncated, or not an image"):
         seg(tmp_path / "notes.png", ["circle"])
     with pytest.raises(CarError, match="does not exist"):
         seg(tmp_path / "missing.jpg", ["circle"])

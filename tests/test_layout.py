@@ -11,7 +11,7 @@ CONF = CAR.parent / "conf"
 
 def test_top_level_shows_the_pipeline_and_the_two_halves():
     modules = {p.stem for p in CAR.glob("*.py")}
-    assert modules == {"__init__", "api", "config", "errors", "hashing", "settings"}
+    assert modules == {"__init__", "api", "config", "errors", "hashing", "outputs", "settings"}
     packages = {p.name for p in CAR.iterdir() if (p / "__init__.py").is_file()}
     assert {"data", "clip", "methods", "postprocess", "metrics", "run", "reporting", "apps"} <= packages
 

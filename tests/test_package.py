@@ -18,7 +18,8 @@ from car.config import CONFIG_DIR, FROM_CHECKOUT, REPO_ROOT, RESULTS_DIR, compos
 
 SCRIPTS = {"car-evaluate": "car.run.cli:main", "car-report": "car.reporting.report:main", "car-compare": "car.reporting.compare:main",
            "car-sweep": "car.reporting.sweep:main", "car-report-html": "car.reporting.report_html:main",
-           "car-segment": "car.apps.segment:main", "car-demo": "car.apps.demo:main"}
+           "car-segment": "car.apps.segment:main", "car-demo": "car.apps.demo:main",
+           "car-davis": "car.metrics.davis.cli:main"}
 # what a wheel is built from: pyproject.toml's readme, setup.py's package_dir sources
 SOURCES = ("pyproject.toml", "setup.py", "README.md", "car", "conf", "results")
 

@@ -9,6 +9,9 @@ the label ids: 0 background, k the k-th phrase), <name>_masks.npz (`masks` [K, H
 `scores`) and <name>.json (per-phrase scores, the recurrence trace, the settings, timings). Label
 map and masks are at the image's own size, whatever car.max_pixels shrank CaR's copy to.
 
+A video file (clip.mp4 ...; with --video, a folder of frames) gives per-frame label PNGs, an overlay
+mp4 and a JSON summary instead (car/apps/segment_video.py; needs pip install "car-bench[video]").
+
 IMAGE may be a file, a folder (its images, not recursive) or a glob ("photos/**/*.jpg"). The
 profile, backbone and every car.* setting come from the same configs as evaluate.py
 (car/api.py builds the segmenter with car.run.build). Bad inputs stop with one sentence and exit 2.
@@ -26,6 +29,7 @@ from pathlib import Path
 import numpy as np
 
 from car.api import DEFAULT_PROFILE, CarSegmenter, Segmentation, backbones, clean_phrases, profiles
+from car.apps.segment_video import VideoInputs, add_video_arguments
 from car.errors import CarError
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
@@ -154,7 +158,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="car-segment", description=__doc__.split("\n\n")[0],
                                      epilog="Profiles: " + ", ".join(profiles()) + ". Backbones: "
                                      + ", ".join(backbones()) + ".")
-    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs")
+    parser.add_argument("images", nargs="+", metavar="IMAGE", help="image files, folders or globs; video files "
+                        "(.mp4 ...) and, with --video, frame folders (car/apps/segment_video.py)")
     parser.add_argument("--texts", action="append", metavar="A,B,...", help="comma-separated phrases (repeatable)")
     parser.add_argument("--text", action="append", metavar="PHRASE",
                         help="one phrase, commas kept (CaR reads 'person,people' as synonyms); repeatable")
@@ -172,6 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="any other override of the configs, e.g. car.prompts=[circle,blur] (repeatable)")
     parser.add_argument("--device", help="cpu, cuda, cuda:1 ... (default: cuda if available)")
+    add_video_arguments(parser)
     return parser
 
 
@@ -179,22 +185,27 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         phrases = phrases_from(args.texts, args.text)
-        paths = expand_images(args.images)
+        videos = VideoInputs.from_args(args)  # video files (and --video folders), checked before the model loads
+        paths = expand_images(videos.images)
         check_readable(paths)
+        out_dir = Path(args.out)
+        stems = output_stems(videos.name_paths() + paths)
+        videos.check_outputs(out_dir, stems)
         overrides = setting_overrides(args.theta, args.eta, args.lam, args.post, args.max_pixels) + list(args.set)
         seg = CarSegmenter.from_profile(args.profile, args.backbone, overrides, args.weights, args.device)
         from tqdm import tqdm
 
-        out_dir = Path(args.out)
         settings = seg.settings()
-        for path, stem in zip(tqdm(paths, unit="image", desc="car-segment"), output_stems(paths)):
+        videos.run(seg, phrases, out_dir, stems, {"settings": settings, "model_load_seconds": round(seg.load_seconds, 3)})
+        for path, stem in zip(tqdm(paths, unit="image", desc="car-segment", disable=not paths), stems[len(videos):]):
             result = seg(path, phrases)
             save_segmentation(result, out_dir, stem, {"image": str(path), "settings": settings,
                                                       "model_load_seconds": round(seg.load_seconds, 3)})
     except CarError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    print(f"wrote {len(paths)} image(s) into {out_dir}", file=sys.stderr)
+    print(f"wrote {len(paths)} image(s){f' and {len(videos)} video(s)' if len(videos) else ''} into {out_dir}",
+          file=sys.stderr)
     return 0
 
 

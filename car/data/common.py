@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from car.data.images import read_image_file
 from car.errors import CarError
 
 log = logging.getLogger(__name__)
@@ -26,19 +27,9 @@ LABEL_MODES = ("P", "L", "I", "I;16")
 
 
 def read_rgb(path: str | Path) -> np.ndarray:
-    """Read an image as np.uint8 [H,W,3] RGB (grayscale, CMYK, RGBA, palette are converted)."""
-    path = Path(path)
-    if not path.is_file():
-        raise CarError(f"Image file {path} does not exist: check the dataset path or re-extract the dataset.")
-    try:
-        with Image.open(path) as image:
-            image.load()  # decode now so that truncated files fail here, not later
-            rgb = image.convert("RGB")
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise CarError(
-            f"Image file {path} is corrupt or truncated ({exc}): re-download or re-extract the dataset."
-        ) from exc
-    return np.array(rgb, dtype=np.uint8)  # [H,W,3]
+    """Read a dataset image as np.uint8 [H,W,3] RGB through the one image reader (car/data/images.py:
+    16-bit and float images scaled or refused, alpha composited on white, stored pixel order kept)."""
+    return read_image_file(path, fix="check the dataset path, or re-download or re-extract the dataset")
 
 
 def read_label(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:

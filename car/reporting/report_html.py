@@ -25,7 +25,9 @@ from pathlib import Path
 
 import yaml
 
+from car.errors import CarError
 from car.metrics.schema import check_record, task_of
+from car.outputs import write_text
 from car.reporting.task_views import view_of
 
 log = logging.getLogger(__name__)
@@ -45,10 +47,19 @@ def esc(value, quote: bool = False) -> str:
 
 
 def load_metrics(run_dir: str | Path) -> dict:
+    """A run's metrics.json as a dict; CarError (one sentence) if missing, truncated or not an object."""
     path = Path(run_dir) / "metrics.json"
     if not path.is_file():
-        raise SystemExit(f"error: no metrics.json in {run_dir} (a finished run's directory)")
-    return check_record(json.loads(path.read_text()), str(path))
+        raise CarError(f"No metrics.json in {run_dir}: give a finished run's directory.")
+    try:
+        metrics = json.loads(path.read_text(encoding="utf-8"))
+    except (ValueError, OSError) as err:
+        raise CarError(f"{path} is not valid JSON ({type(err).__name__}: {str(err).splitlines()[0]}): it is "
+                       f"truncated or damaged; re-run the evaluation to write it again.") from None
+    if not isinstance(metrics, dict):
+        raise CarError(f"{path} holds a JSON {type(metrics).__name__}, not the object a run writes: it is not a "
+                       f"run's metrics.json.")
+    return check_record(metrics, str(path))
 
 
 def quirk_profile(config: dict) -> str:
@@ -208,11 +219,13 @@ def figure_html(fig: dict, run_dir: Path) -> str:
 
 
 def gallery_html(run_dir: Path) -> str:
-    overlays = sorted((run_dir / "overlays").glob("*.png"))
+    folder = run_dir / "overlays"
+    overlays = sorted(folder.rglob("*.png"))  # ids with '/' (Cityscapes' city/stem) are sub-folders
     if not overlays:
         return "<p class=\"note\">no overlays (num_overlays=0)</p>"
-    return "".join(f'<figure class="overlay"><img src="{data_uri(p)}" data-file="overlays/{esc(p.name, True)}" '
-                   f'alt="{esc(p.stem, True)}"></figure>' for p in overlays)
+    return "".join(f'<figure class="overlay"><img src="{data_uri(p)}" '
+                   f'data-file="overlays/{esc(p.relative_to(folder).as_posix(), True)}" '
+                   f'alt="{esc(p.relative_to(folder).with_suffix("").as_posix(), True)}"></figure>' for p in overlays)
 
 
 CSS = """
@@ -255,10 +268,14 @@ def write_report(run_dir: str | Path) -> Path:
     """Charts into <run_dir>/figures/ and <run_dir>/report.html; returns the report's path."""
     run_dir = Path(run_dir).resolve()
     metrics = load_metrics(run_dir)
-    figures = make_figures(metrics, run_dir / FIGURES)
-    path = run_dir / REPORT
-    path.write_text(render(metrics, figures, run_dir), encoding="utf-8")
-    return path
+    try:
+        figures = make_figures(metrics, run_dir / FIGURES)
+        page = render(metrics, figures, run_dir)
+    except (TypeError, KeyError, ValueError, AttributeError, IndexError) as err:
+        raise CarError(f"{run_dir / 'metrics.json'} does not have the fields and types a run writes "
+                       f"({type(err).__name__}: {str(err).splitlines()[0] if str(err) else 'bad value'}): "
+                       f"re-run the evaluation to write it again.") from None
+    return write_text(run_dir / REPORT, page)
 
 
 def write_report_safely(run_dir: str | Path) -> Path | None:
@@ -275,7 +292,11 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m car.reporting.report_html", description=__doc__.split("\n\n")[0])
     parser.add_argument("run_dir", help="a finished run's directory (holding metrics.json)")
     args = parser.parse_args(argv)
-    print(write_report(args.run_dir))
+    try:
+        print(write_report(args.run_dir))
+    except CarError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
     return 0
 
 

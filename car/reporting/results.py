@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import platform
 import time
 from importlib import metadata
@@ -11,9 +10,10 @@ from pathlib import Path
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
-from car.reporting.comparability import comparability
 from car.errors import CarError
 from car.metrics.schema import SCHEMA_VERSION, RunRecord, missing_scores
+from car.outputs import write_json, write_text
+from car.reporting.comparability import comparability
 from car.reporting.task_views import view_of
 
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
@@ -147,6 +147,10 @@ def run_notes(metrics: dict) -> list[str]:
         where = (metrics.get("predictions") or {}).get("dir", "the prediction store")
         n = metrics["resumed_images"]
         lines.append(f"resumed {n} image{'s' if n != 1 else ''} from {where}")
+    damaged = (metrics.get("recomputed_damaged") or {}).get("count", 0)
+    if damaged:
+        lines.append(f"recomputed {damaged} damaged stored prediction{'s' if damaged != 1 else ''} "
+                     f"(listed in metrics.json)")
     skipped = (metrics.get("skipped") or {}).get("count", 0)
     if skipped:
         lines.append(f"skipped {skipped} sample{'s' if skipped != 1 else ''} (listed in metrics.json)")
@@ -174,9 +178,9 @@ def print_summary(metrics: dict) -> None:
 
 
 def write_outputs(metrics: dict, out_dir: str | Path) -> Path:
+    """metrics.json (strict JSON: NaN and infinities as null) and per_class_iou.md, each written atomically."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2, default=str))
+    path = write_json(out_dir / "metrics.json", metrics, indent=2, default=str)
     if metrics.get("per_class_iou"):
-        (out_dir / "per_class_iou.md").write_text(per_class_table(metrics) + "\n")
-    return out_dir / "metrics.json"
+        write_text(out_dir / "per_class_iou.md", per_class_table(metrics) + "\n")
+    return path

@@ -20,6 +20,8 @@ import cv2
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
+from car.outputs import id_path, save_image
+
 IGNORE = 255
 WIDE_IGNORE = 65535  # the ignore index of the 16-bit label spaces (ADE-847, Context-459)
 IGNORE_COLOUR = (255, 255, 255)
@@ -251,17 +253,18 @@ def overlay(image: np.ndarray, target: np.ndarray, pred: np.ndarray, class_names
 
 
 def save_overlays(examples: list[dict], class_names: list[str], out_dir: str | Path) -> list[Path]:
+    """One image | ground truth | prediction PNG per example, written atomically under `out_dir`; an id
+    with '/' (Cityscapes' `city/stem`) is a sub-folder."""
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     colours = palette_for(class_names)
     paths = []
     for ex in examples:
-        path = out_dir / f"{ex['image_id']}.png"
+        path = id_path(out_dir, str(ex["image_id"]), ".png")
         names, title = class_names, str(ex["image_id"])
         if ex.get("sentences"):  # referring: the referred object is named by its first sentence
             phrase = str(ex["sentences"][0])
             names = [class_names[0], phrase if len(phrase) <= 40 else phrase[:39] + "…"]
             title += ": " + " | ".join(map(str, ex["sentences"]))
-        overlay(ex["image"], ex["target"], ex["pred"], names, colours, title=title[:160]).save(path)
+        save_image(overlay(ex["image"], ex["target"], ex["pred"], names, colours, title=title[:160]), path)
         paths.append(path)
     return paths

@@ -10,8 +10,17 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from car.data.common import list_collate
+from car.data.guard import GuardedDataset
+from car.errors import CarError
+from car.methods.car.text import flush_all as flush_text_caches
 from car.methods.peers.build import run_notes as peer_run_notes
 from car.methods.peers.build import uses_backbone
+from car.outputs import check_output_dir
+from car.postprocess.sam import sam_record
+from car.reporting.report_html import write_report_safely
+from car.reporting.results import build_metrics, print_summary, write_outputs
+from car.reporting.viz import save_overlays
 from car.run.build import (
     build_dataset,
     build_loggers,
@@ -20,20 +29,21 @@ from car.run.build import (
     build_trainer,
     load_backbones,
 )
-from car.data.common import list_collate
-from car.data.guard import GuardedDataset
 from car.run.distributed import gather_interleaved, gather_predictions, gather_sum
 from car.run.inputs import check_inputs
-from car.methods.car.text import flush_all as flush_text_caches
 from car.run.predictor import CarPredictor
-from car.reporting.results import build_metrics, print_summary, write_outputs
-from car.postprocess.sam import sam_record
 from car.run.store import PredictionStore, run_key
 from car.run.tracking import log_to_loggers
-from car.reporting.report_html import write_report_safely
-from car.reporting.viz import save_overlays
 
 log = logging.getLogger(__name__)
+
+
+def nothing_evaluated(total: int, skipped: list[dict]) -> str:
+    """The sentence of a run in which no sample could be evaluated."""
+    if skipped:
+        return (f"No sample was evaluated: all {len(skipped)} of {total} were skipped under on_bad_sample=skip "
+                f"(the first: {skipped[0]['error'].rstrip('.')}); fix the data before scoring it.")
+    return f"No sample was evaluated: the dataset yielded none of its {total} samples; check the dataset settings."
 
 
 def evaluate(cfg: DictConfig) -> dict:
@@ -42,6 +52,7 @@ def evaluate(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)
     metric = build_metric(cfg)  # first: a bad metric setting stops the run before any loading
+    check_output_dir(out_dir, "the run directory (hydra.run.dir)")  # read-only or full: one sentence, now
     check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, before any model loads
     dataset = GuardedDataset(build_dataset(cfg), cfg.get("on_bad_sample", "fail"))
     store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
@@ -63,13 +74,17 @@ def evaluate(cfg: DictConfig) -> dict:
     per_image, examples, car_seconds = gather_predictions(predictor)  # all DDP ranks, dataset order
     predict_done = time.perf_counter()
 
-    scores = dict(predictor.metric.compute())  # the task's scores (car/metrics/schema.py)
     skipped = gather_interleaved(predictor.skipped)
+    if not per_image:
+        raise CarError(nothing_evaluated(len(dataset), skipped))
+    scores = dict(predictor.metric.compute())  # the task's scores (car/metrics/schema.py)
     scores["skipped"] = {"count": len(skipped), "on_bad_sample": cfg.get("on_bad_sample", "fail"), "samples": skipped}
     resized = [{k: p[k] for k in ("image_id", "resized_from", "resized_to")} for p in per_image if "resized_from" in p]
     scores["resized"] = {"count": len(resized), "max_pixels": budget.max_pixels if budget else None,
                          "pixel_limit": budget.limit if budget else None, "images": resized}
     scores["resumed_images"] = int(gather_sum(predictor.resumed))
+    damaged = gather_interleaved(predictor.damaged)
+    scores["recomputed_damaged"] = {"count": len(damaged), "samples": damaged}
     scores["postprocess"] = {"name": cfg.postprocess.get("name", "none") if "postprocess" in cfg else "none",
                              "sam": sam_record(cfg, sam)}
     scores["rss_mb_trace"] = predictor.rss_trace  # rank 0's (images done, resident MB)

@@ -12,6 +12,7 @@ critical path. The metric is a sum, so the completion order does not change any 
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 import resource
 import time
@@ -21,6 +22,10 @@ import numpy as np
 import pytorch_lightning as pl
 import torch
 import torchmetrics
+
+from car.run.store import DamagedPrediction
+
+log = logging.getLogger(__name__)
 
 
 def resident_mb() -> float:
@@ -49,6 +54,7 @@ class CarPredictor(pl.LightningModule):
         self.skipped: list[dict] = []  # samples replaced by on_bad_sample=skip markers
         self.rss_trace: list[tuple[int, float]] = []  # (images done, resident MB), every 25 images
         self.resumed = 0
+        self.damaged: list[dict] = []  # stored predictions that could not be read, recomputed
         self.examples: list[dict] = []  # first images with their predictions, for overlays
         self.per_image: list[dict] = []
         self.seconds = 0.0
@@ -66,10 +72,15 @@ class CarPredictor(pl.LightningModule):
                 self.skipped.append({"index": sample["index"], "error": sample["error"]})
                 continue
             if self.store is not None and self.store.has(sample["image_id"]):
-                pred, info = self.store.load(sample["image_id"])
-                self.resumed += 1
-                self._record(sample, pred, info, save=False)
-                continue
+                try:
+                    pred, info = self.store.load(sample["image_id"])
+                except DamagedPrediction as err:  # recomputed below; the new file replaces it
+                    log.warning("%s", err)
+                    self.damaged.append({"image_id": sample["image_id"], "error": str(err)})
+                else:
+                    self.resumed += 1
+                    self._record(sample, pred, info, save=False)
+                    continue
             start = time.perf_counter()
             if self._pool is None:
                 pred, info = self.segmenter(sample)  # [H, W] int64 label map or binary mask

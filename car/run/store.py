@@ -17,14 +17,17 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
 from omegaconf import DictConfig, OmegaConf
 
 import car
+from car.errors import CarError
 from car.hashing import file_sha256
+from car.outputs import atomic_write, id_path, write_error
 
 # Config keys that cannot change a prediction (where to write, how to log, how many at once).
 _IGNORED_DATASET_KEYS = ("limit",)
@@ -67,32 +70,42 @@ def run_key(cfg: DictConfig) -> str:
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
+class DamagedPrediction(CarError):
+    """A stored prediction that cannot be read (torn, truncated or overwritten by something else)."""
+
+
 class PredictionStore:
+    """Finished predictions under `<root>/predictions/<key>/`; an id with '/' is a sub-folder
+    (car/outputs.py `id_path`). A damaged file is reported as `DamagedPrediction` (the predictor
+    recomputes the image, counts it and replaces the file)."""
+
     def __init__(self, root: str | Path, key: str):
         self.dir = Path(root) / "predictions" / key
-        self.dir.mkdir(parents=True, exist_ok=True)
+        try:
+            self.dir.mkdir(parents=True, exist_ok=True)
+        except OSError as err:
+            raise write_error(self.dir, err) from None
         self.key = key
 
     def _path(self, image_id: str) -> Path:
-        safe = "".join(c if c.isalnum() or c in "-_.+" else "_" for c in str(image_id))
-        return self.dir / f"{safe}.npz"
+        return id_path(self.dir, str(image_id), ".npz")
 
     def has(self, image_id: str) -> bool:
         return self._path(image_id).is_file()
 
     def save(self, image_id: str, pred: np.ndarray, info: dict) -> Path:
-        path = self._path(image_id)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        with open(tmp, "wb") as f:
-            np.savez_compressed(f, pred=pred.astype(np.int16), info=np.array(json.dumps(info)))
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)  # atomic: readers see the old state or the whole new file
-        return path
+        arrays = {"pred": pred.astype(np.int16), "info": np.array(json.dumps(info))}
+        return atomic_write(self._path(image_id), lambda f: np.savez_compressed(f, **arrays))
 
     def load(self, image_id: str) -> tuple[np.ndarray, dict]:
-        with np.load(self._path(image_id), allow_pickle=False) as data:
-            return data["pred"].astype(np.int64), json.loads(str(data["info"]))
+        path = self._path(image_id)
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                return data["pred"].astype(np.int64), json.loads(str(data["info"]))
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+            why = str(err).splitlines()[0] if str(err) else type(err).__name__
+            raise DamagedPrediction(f"Stored prediction {path} is damaged ({type(err).__name__}: {why}); "
+                                    f"it is recomputed.") from None
 
     def bytes_used(self) -> int:
-        return sum(p.stat().st_size for p in self.dir.glob("*.npz"))
+        return sum(p.stat().st_size for p in self.dir.rglob("*.npz"))

@@ -147,6 +147,17 @@ class CaR:
         with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
             return self._run(image, queries, background_words, prompt_types)
 
+    def embed_texts(self, queries: list[str], background_words=None) -> None:
+        """Embed once, into the encoders' caches, every text a run on `queries` reads: the proposal
+        texts (raw and origami), the background words and the classifier's template table. The frames
+        of a video then reuse them (same autocast as __call__, so the embeddings are the same)."""
+        words = self.background_words if background_words is None else list(background_words)
+        dtype = AUTOCAST_DTYPES.get(self.precision)
+        device = getattr(getattr(self.proposals, "clip", None), "device", torch.device("cpu"))
+        with torch.autocast(device.type, dtype=dtype, enabled=dtype is not None):
+            self.text(list(queries) + [origami(q) for q in queries] + [origami(w) for w in words])
+            self.classifier.text_table(self.classifier.texts(list(queries)))
+
     def _run(self, image, queries, background_words, prompt_types) -> CarResult:
         """image [H, W, 3] uint8 RGB; queries: K0 strings. Background words and prompt types may be
         overridden per call (Pascal Context's stuff pass uses the thing names and blur+gray)."""
