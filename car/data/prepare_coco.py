@@ -55,7 +55,8 @@ def coco_tree(root: Path, what: str, readme: str, allow_subset: bool) -> tuple[P
     require_dir(image_dir, what, fix)
     require_dir(label_dir, what, fix)
     ids = sorted_stems(image_dir, ".jpg")
-    check_count(ids, EXPECTED_IMAGES, "COCO val2017", image_dir, f"re-extract {IMAGES_ZIP} (see {readme})", allow_subset)
+    check_count(ids, EXPECTED_IMAGES, "COCO val2017", image_dir, f"re-extract {IMAGES_ZIP} (see {readme})",
+                allow_subset)
     return image_dir, label_dir, ids
 
 
@@ -66,7 +67,8 @@ def convert_file(src: Path, dst: Path, convert_map: Callable[[np.ndarray], np.nd
             im.load()
             mode, stuff = im.mode, np.array(im)
     except Exception as exc:  # noqa: BLE001 - any decoder error means a broken file
-        raise PrepareError(f"COCO-Stuff label {src} cannot be read ({exc}); re-extract {STUFF_ZIP} (see {readme}).") from exc
+        raise PrepareError(f"COCO-Stuff label {src} cannot be read ({exc}); re-extract {STUFF_ZIP} "
+                           f"(see {readme}).") from exc
     if mode not in ("L", "P"):
         raise PrepareError(f"COCO-Stuff label {src} has mode {mode!r}, expected an 'L' PNG of COCO-Stuff ids - 1; it "
                            f"is not from {STUFF_ZIP} (see {readme}).")

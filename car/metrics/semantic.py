@@ -30,7 +30,7 @@ on whether the run's predictions have a background class, so results name it by 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -86,7 +86,8 @@ class SemanticIoU(torchmetrics.Metric):
         self.bg_protocol = bg_protocol
         self.protocol = protocol_name(bg_protocol, predicts_background)  # checks bg_protocol
         self.predicts_background = predicts_background
-        self.label_names = [str(i) for i in range(num_classes)] if class_names is None else [str(n) for n in class_names]
+        names = range(num_classes) if class_names is None else class_names
+        self.label_names = [str(n) for n in names]
         self.add_state(
             "confmat",
             default=torch.zeros(num_classes, num_classes, dtype=torch.int64),

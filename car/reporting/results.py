@@ -161,8 +161,9 @@ def comparison_table(metrics: dict) -> str:
     paper = (metrics.get("published") or {}).get("miou")
     delta = delta_cell(metrics)
     extra = f" oIoU {metrics['oiou']:.2f} |" if "oiou" in metrics else ""
+    rule = view_of(metrics).rule_name(metrics)
     return "\n".join([
-        f"| dataset | backbone | images | mIoU ({view_of(metrics).rule_name(metrics)}) | paper | Δ |{' oIoU |' if extra else ''}",
+        f"| dataset | backbone | images | mIoU ({rule}) | paper | Δ |{' oIoU |' if extra else ''}",
         "|---|---|---|---|---|---|" + ("---|" if extra else ""),
         f"| {metrics['dataset']} | {metrics['backbone']['name']} | {metrics['num_images']} | {metrics['miou']:.2f} | "
         f"{'—' if paper is None else paper} | {delta} |{extra}",

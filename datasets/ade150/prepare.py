@@ -20,12 +20,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 from car.data.prepare_checks import check_count, check_labels, check_present, require_dir, sorted_stems  # noqa: E402
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/ade150/README.md"
 ZIP_NAME = "ADEChallengeData2016.zip"

@@ -34,10 +34,16 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, evenly_spaced  # noqa: E402
-from car.data.prepare_driver import Preparation, run  # noqa: E402
 from car.data.prepare_checks import (  # noqa: E402
-    TIF_MODES, check_count, check_labels, check_present, image_size, require_dir, sorted_stems,
+    TIF_MODES,
+    check_count,
+    check_labels,
+    check_present,
+    image_size,
+    require_dir,
+    sorted_stems,
 )
+from car.data.prepare_driver import Preparation, run  # noqa: E402
 
 README = "datasets/ade847/README.md"
 SPLIT = "validation"
@@ -210,7 +216,8 @@ def convert_step(root: Path, args) -> str:
 PREPARATION = Preparation(
     description="Convert (optionally) and verify ADE-847 for car-bench.",
     readme=README, verify=verify, root_help="the extracted ADE20K_2021_17_01 folder", convert=convert_step,
-    overwrite_help="re-convert images that already have outputs", subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
+    overwrite_help="re-convert images that already have outputs",
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
 )
 
 

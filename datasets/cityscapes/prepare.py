@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError  # noqa: E402
-from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 from car.data.prepare_checks import check_count, check_labels, check_present, require_dir  # noqa: E402
+from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/cityscapes/README.md"
 SUBDIR = "cityscapes"

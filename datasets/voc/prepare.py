@@ -59,7 +59,8 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
             f"'python datasets/voc/prepare.py --tar <path>/{TAR_NAME} --data-root {data_root}' (see {README})."
         )
 
-    image_dir, label_dir, split_dir = root / "JPEGImages", root / "SegmentationClass", root / "ImageSets" / "Segmentation"
+    image_dir, label_dir = root / "JPEGImages", root / "SegmentationClass"
+    split_dir = root / "ImageSets" / "Segmentation"
     missing = [p for p in (image_dir, label_dir) if not p.is_dir()]
     missing += [split_dir / f"{s}.txt" for s in SPLITS if not (split_dir / f"{s}.txt").is_file()]
     if missing:
