@@ -34,14 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, read_ids  # noqa: E402
-from car.data.prepare_checks import (  # noqa: E402
-    TIF_MODES,
-    check_count,
-    check_labels,
-    check_present,
-    require_dir,
-    sorted_stems,
-)
+from car.data.prepare_checks import TIF_MODES, LabelFolders, verify_folders  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context459/README.md"
@@ -116,18 +109,10 @@ def convert(root: Path, voc2010: Path, overwrite: bool = False, allow_subset: bo
 
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     fix = f"run 'python datasets/context459/prepare.py --root {root} --voc2010 <VOC2010>' (see {README})"
-    image_dir, label_dir = root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT
-    require_dir(image_dir, "Pascal Context-459", fix)
-    require_dir(label_dir, "Pascal Context-459", fix)
-    ids = sorted_stems(image_dir, ".jpg")
-    check_count(ids, EXPECTED_IMAGES, "Pascal Context-459 val", image_dir, fix, allow_subset)
-    check_present(ids, lambda i: label_dir / f"{i}.tif", "Pascal Context-459 labels", fix)
-    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}.tif",
-                           what="Pascal Context-459", fix=fix, modes=TIF_MODES,
-                           allowed=lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
-                           allowed_text=f"0..{NUM_CLASSES - 1} and {IGNORE}", sample=sample)
-    subset = " (subset allowed)" if allow_subset else ""
-    return f"OK: Pascal Context-459 {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
+    tree = LabelFolders("Pascal Context-459", SPLIT, root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT,
+                        EXPECTED_IMAGES, TIF_MODES, lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
+                        f"0..{NUM_CLASSES - 1} and {IGNORE}", label_suffix=".tif")
+    return "OK: " + verify_folders(tree, root, fix, allow_subset, sample)[1]
 
 
 def voc2010_folder(root: Path, args) -> Path:
