@@ -19,7 +19,7 @@ from PIL import Image
 
 from car.data.coco_object import COCOObject
 from car.errors import CarError
-from tests.conftest import SHARED_DATA, load_script, needs_shared_data
+from tests.conftest import SHARED_DATA, load_script, needs_shared_data, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "coco_object" / "prepare.py"
@@ -29,17 +29,11 @@ IDS = ["000000039769", "000000142238", "000000439180"]
 needs_sample = needs_shared_data("coco/images/val2017")
 
 
-def _load():
-    return load_script(SCRIPT, "car_coco_object_prepare")
-
-
-prepare = _load()
+prepare = load_script(SCRIPT, "car_coco_object_prepare")
 
 
 def run_main(argv, capsys):
-    code = prepare.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_script(prepare, argv, capsys)
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from PIL import Image
 
 from car.data.context import PascalContext
 from car.errors import CarError
-from tests.conftest import SHARED_DATA, load_script
+from tests.conftest import SHARED_DATA, load_script, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "context" / "prepare.py"
@@ -32,17 +32,11 @@ MMSEG_UNSORTED = [
 ]
 
 
-def _load():
-    return load_script(SCRIPT, "car_context_prepare")
-
-
-prepare = _load()
+prepare = load_script(SCRIPT, "car_context_prepare")
 
 
 def run_main(argv, capsys):
-    code = prepare.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_script(prepare, argv, capsys)
 
 
 # ---------------------------------------------------------------------------------------- mapping

@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import SHARED_DATA, load_script, needs_shared_data
+from tests.conftest import SHARED_DATA, load_script, needs_shared_data, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "voc" / "prepare.py"
@@ -26,17 +26,11 @@ SAMPLE_VOC = SHARED_DATA / "VOCdevkit" / "VOC2012"
 needs_sample = needs_shared_data()
 
 
-def _load():
-    return load_script(SCRIPT, "car_voc_prepare")
-
-
-prepare = _load()
+prepare = load_script(SCRIPT, "car_voc_prepare")
 
 
 def run_main(argv, capsys):
-    code = prepare.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+    return run_script(prepare, argv, capsys)
 
 
 @pytest.fixture
