@@ -44,15 +44,11 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
 
 
 PREPARATION = Preparation(
-    description="Extract (optionally) and verify ADE20K-150 for car-bench.",
-    readme=README,
-    verify=verify,
-    root_option="--data-root",
-    root_help=f"folder that holds (or will hold) {SUBDIR}/",
+    description="Extract (optionally) and verify ADE20K-150 for car-bench.", readme=README, verify=verify,
+    root_option="--data-root", root_help=f"folder that holds (or will hold) {SUBDIR}/",
     archives=[Archive("--zip", ZIP_NAME, f"path to {ZIP_NAME}; sha1-checked and extracted into DATA_ROOT",
                       digest=ZIP_SHA1, algorithm="sha1", keep_prefix=f"{SUBDIR}/")],
-    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
-)
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -70,15 +70,11 @@ def into_root(root: Path, args) -> Path:
 
 
 PREPARATION = Preparation(
-    description="Extract (optionally) and verify Cityscapes val for car-bench.",
-    readme=README,
-    verify=verify,
-    root_option="--data-root",
+    description="Extract (optionally) and verify Cityscapes val for car-bench.", readme=README, verify=verify,
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images", root_option="--data-root",
     root_help=f"folder that holds (or will hold) {SUBDIR}/",
     archives=[Archive(f"--{key}-zip", name, f"path to {name}", digest=md5, keep_prefix=f"{folder}/{SPLIT}/",
-                      destination=into_root) for key, (name, md5, folder) in ZIPS.items()],
-    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
-)
+                      destination=into_root) for key, (name, md5, folder) in ZIPS.items()])
 
 
 def main(argv: list[str] | None = None) -> int:
