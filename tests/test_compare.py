@@ -89,3 +89,30 @@ def test_car_and_a_peer_name_the_row_only_rule_differently():
     assert _voc20_scores("dataset.bg_protocol=standard", "method=sclip")["bg_protocol"] == "standard_no_bg"
     published = compare.paper_rule({"miou": 80.4, "average": "union_present", "bg_protocol": "standard"})
     assert published == "union_present/standard_no_bg" and published not in car["all_rules"]
+
+
+def test_maskclip_stuff_city_ade_rows_are_tcls_rerun_and_unverified():
+    """published.yaml: MaskCLIP's COCO-Stuff / Cityscapes / ADE-150 numbers are TCL's re-run (short side 448,
+    window 448 / stride 224), not SCLIP's protocol; their primary table was not read, so they are unverified."""
+    from omegaconf import OmegaConf
+
+    from car.config import compose
+    from car.reporting.results import load_published, published_row
+
+    for dataset, miou in (("coco_stuff", 16.4), ("cityscapes", 12.6), ("ade150", 9.8)):
+        cfg = compose(["method=maskclip", f"dataset={dataset}", "backbone=vitb16"])
+        row = published_row(cfg)
+        assert row["miou"] == miou and row["short_side"] == 448 and row["slide"] == {"crop": 448, "stride": 224}
+        assert row["verified"] is False and "TCL" in row["source"] and "2212.00785" in row["source"]
+        config = {"backbone": {"name": "vitb16"}, "method": OmegaConf.to_container(cfg.method, resolve=True)}
+        notes = compare.protocol_differences({"config": config, "published": row, "all_rules": {},
+                                              "peer": {"class_names_source": "x/sclip_naclip/y.txt"}})
+        assert notes[0] == "paper number unverified"
+        assert f"window: paper 448/224, ours {compare.slide_text(config['method']['input']['slide'])}" in notes
+    voc21 = published_row(compose(["method=maskclip", "dataset=voc", "backbone=vitb16"]))
+    assert voc21["short_side"] == 336 and voc21["slide"] == {"crop": 224, "stride": 112}  # SCLIP's re-run
+    published = load_published(cfg.paths.results_dir)
+    groupvit = published["peers"]["groupvit"]["semantic"]
+    assert all("TCL" in groupvit[k]["source"] and not groupvit[k]["verified"] for k in ("cityscapes", "ade150"))
+    context59 = published["peers"]["maskclip"]["original_protocol"]["context59"]
+    assert context59["max_long_side"] == 520  # MaskCLIP's 520x520 keeps the ratio: the long side is 520

@@ -65,7 +65,7 @@ def test_partial_tree_is_refused_unless_allowed(tree, capsys):
 ])
 def test_broken_trees_give_one_error_line(tree, capsys, damage, expected):
     damage(tree)
-    code, out, err = run(capsys, "--root", tree)
+    code, _, err = run(capsys, "--root", tree)
     assert code == 1 and expected in err and err.startswith("error: ") and err.count("\n") == 1
 
 

@@ -2,9 +2,10 @@
 
 A record is the run's fields (`RunRecord`: dataset, backbone, counts, timing, the comparison with
 the paper, the config) and, at the same level, the scores its task's metric returns from
-``compute()`` (`SemanticScores`, `ReferringScores`). `TASKS` names each task kind with its scores
-type and headline score; a new kind (e.g. video) is one more `TaskKind` there, one metric whose
-``compute()`` returns its scores, and one view in car/reporting/task_views.py.
+``compute()`` (`SemanticScores`, `ReferringScores`, `VideoScores`). `TASKS` names each task kind with
+its scores type and headline score; a new kind is one more `TaskKind` there, one metric whose
+``compute()`` returns its scores, one view in car/reporting/task_views.py and, if its runs write more
+than overlays, an entry in car/run/tasks.py.
 
 Versions: 2 is this schema (``"schema_version": 2``); files written before it have no
 ``schema_version`` and are read as version 1, whose fields are the same. A newer version or an
@@ -49,6 +50,21 @@ ReferringScores = TypedDict("ReferringScores", {
 })
 
 
+class VideoScores(TypedDict):
+    """`VideoMeasures.compute()` (car/metrics/video.py): the DAVIS measures in percent, mean over the sets."""
+
+    j_and_f: float
+    j_mean: float
+    j_recall: float
+    j_decay: float
+    f_mean: float
+    f_recall: float
+    f_decay: float
+    expression_sets: dict[str, dict[str, Any]]  # set -> the same measures, per_video, per_object
+    protocol: str  # "unsupervised" | "semi-supervised"
+    num_videos: int
+
+
 class RunRecord(TypedDict, total=False):
     """The fields every run has, whatever its task (car/reporting/results.py build_metrics)."""
 
@@ -73,6 +89,13 @@ class RunRecord(TypedDict, total=False):
     versions: dict[str, str | None]
     date: str
     config: dict[str, Any]
+    # video runs (car/run/tasks.py)
+    num_frames: int
+    frames_per_s: float | None
+    expressions: str
+    davis_results: str  # the DAVIS-layout results folder
+    davis_root: str | None  # the ground truth they are scored against
+    per_video_frames: dict[str, int]
 
 
 @dataclass(frozen=True)
@@ -89,6 +112,7 @@ class TaskKind:
 TASKS: dict[str, TaskKind] = {kind.name: kind for kind in (
     TaskKind("semantic", SemanticScores, "miou"),
     TaskKind("referring", ReferringScores, "miou"),
+    TaskKind("video", VideoScores, "j_and_f"),
 )}
 
 

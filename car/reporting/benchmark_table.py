@@ -23,10 +23,12 @@ from car.settings import validate
 # benchmark key (results/published.yaml) -> dataset config; the first eight are the field's suite
 BENCHMARKS = {"voc21": "voc", "context60": "context60", "coco_object": "coco_object", "voc20": "voc20",
               "context59": "context59", "coco_stuff": "coco_stuff", "cityscapes": "cityscapes", "ade150": "ade150",
-              "ade847": "ade847", "context459": "context459"}
+              "ade847": "ade847", "context459": "context459", "ref_davis17": "ref_davis17"}
 BENCHMARK_TITLES = {"voc21": "VOC-21", "context60": "Context-60", "coco_object": "COCO-Object", "voc20": "VOC-20",
                     "context59": "Context-59", "coco_stuff": "COCO-Stuff-171", "cityscapes": "Cityscapes",
-                    "ade150": "ADE-150", "ade847": "ADE-847", "context459": "Context-459"}
+                    "ade150": "ADE-150", "ade847": "ADE-847", "context459": "Context-459",
+                    "ref_davis17": "Ref-DAVIS17 (J&F)"}
+VIDEO_BENCHMARKS = ("ref_davis17",)  # CaR only (the paper's §4.3); a peer's cell is not run
 CAR_SAM = "car+sam"  # CaR + SAM (postprocess=sam): the paper's extra column
 
 
@@ -36,6 +38,9 @@ def published_cell(published: dict, method: str, benchmark: str) -> dict | None:
     """The paper's number for one cell (as results.published_row picks it for a run with the
     method's default config): CaR's `car:` row (car+sam: its sam_miou), a peer's `peers:` row with
     its protocol defaults."""
+    if benchmark in VIDEO_BENCHMARKS:  # CaR's video row: J&F in the cell's `miou` place (Table 8, no SAM)
+        row = (method_section(published, "car").get("video") or {}).get(benchmark) if method == "car" else None
+        return {**row, "miou": float(row["j_and_f"])} if isinstance(row, dict) and "j_and_f" in row else None
     if method in ("car", CAR_SAM):
         row = (method_section(published, "car").get("semantic") or {}).get(benchmark)
         if isinstance(row, (int, float)):
@@ -73,6 +78,8 @@ def run_grid(overrides: list[str], methods: list[str], benchmarks: list[str], ru
             cell = {"paper": published_cell(published, method, benchmark), "run": None}
             if method == CAR_SAM and cell["paper"] is None:
                 cell["run"] = {"method": method, "error": "the paper has no CaR + SAM number here; not run"}
+            elif benchmark in VIDEO_BENCHMARKS and method != "car":
+                cell["run"] = {"method": method, "error": "video benchmarks run CaR only; not run"}
             elif not published_only:
                 sam = method == CAR_SAM  # CaR's run with postprocess=sam
                 extra = [f"dataset={BENCHMARKS[benchmark]}"] + (["postprocess=sam"] if sam else [])

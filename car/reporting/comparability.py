@@ -26,6 +26,7 @@ DEMO_ARCH_PREFIX = "car-"  # car/clip/model_configs: the tiny and micro CLIPs, n
 FREE_CAR_KEYS = ("chunk_size", "classifier_batch_size", "precision")  # memory and speed only
 PROTOCOL_KEYS = ("average", "bg_protocol")  # a published row's protocol fields, matched to dataset.<key>
 REFERRING_KEYS = ("weighting", "loader.unit", "loader.gt_overlap")
+VIDEO_KEYS = ("video.expressions", "video.protocol", "loader.expression_sets")  # how a video run was scored
 
 
 @lru_cache(maxsize=1)
@@ -121,8 +122,9 @@ def setting_reasons(cfg: DictConfig, paper: DictConfig, published: dict | None, 
     for key in PROTOCOL_KEYS:
         if published and key in published:
             run[f"dataset.{key}"], want[f"dataset.{key}"] = cfg.dataset.get(key), published[key]
-    if cfg.dataset.get("task") == "referring":
-        for key in REFERRING_KEYS:
+    task = cfg.dataset.get("task")
+    if task in ("referring", "video"):
+        for key in REFERRING_KEYS if task == "referring" else VIDEO_KEYS:
             run[f"dataset.{key}"] = OmegaConf.select(cfg, f"dataset.{key}")
             want[f"dataset.{key}"] = OmegaConf.select(paper, f"dataset.{key}")
     differ = [k for k in sorted(set(run) | set(want)) if run.get(k) != want.get(k)]
@@ -134,7 +136,7 @@ def setting_reasons(cfg: DictConfig, paper: DictConfig, published: dict | None, 
 
 def comparability(cfg: DictConfig, published: dict | None, skipped: int = 0) -> dict:
     """{"comparable": bool, "reason": None or every reason, "; "-joined} for metrics.json."""
-    if not published or published.get("miou") is None:
+    if not published or published.get("j_and_f" if cfg.dataset.get("task") == "video" else "miou") is None:
         return {"comparable": False, "reason": f"no published number for {cfg.dataset.name}"}
     peer = (cfg.method.name if "method" in cfg else "car") != "car"
     reasons = weight_reasons(cfg) + subset_reasons(cfg, skipped)

@@ -7,7 +7,9 @@ backbone, method, quirk profile, images, resumed/skipped counts, time), mIoU und
 rule with the published number and Δ, or "not comparable (reason)" (the verdict metrics.json records
 under `comparison`, car/reporting/comparability.py; worked out here for older runs), the per-class IoU as a sorted
 bar chart, the row-normalised confusion matrix, the time per stage, and the overlay gallery; for
-referring runs the precision@X curve and the per-unit IoU histogram instead of the class charts.
+referring runs the precision@X curve and the per-unit IoU histogram instead of the class charts; for
+video runs J&F, J and F per expression set, the per-video J&F bars, the sets side by side and strips
+of frames with their masks (car/reporting/video.py).
 The charts are written as PNGs into `<run>/figures/` (car/reporting/plots.py) and embedded, like the
 overlays, as base64 data, so the file opens offline and can be moved on its own. (`car.reporting.report` is
 a different command: reproduced numbers against published ones over many runs.)
@@ -121,8 +123,9 @@ def fallback_reasons(metrics: dict) -> list[str]:
 
 def verdict(metrics: dict) -> dict:
     """{"paper", "delta", "comparable", "reason"}: the stored verdict where the run has one."""
-    paper = (metrics.get("published") or {}).get("miou")
-    ours = metrics.get(task_of(metrics).headline)
+    head = task_of(metrics).headline  # published rows hold the same key (miou, j_and_f)
+    paper = (metrics.get("published") or {}).get(head)
+    ours = metrics.get(head)
     delta = None if paper is None or ours is None else ours - paper
     ok, reason = stored_verdict(metrics)
     if ok is None:
@@ -185,10 +188,9 @@ def header_fields(metrics: dict, run_dir: Path) -> list[tuple[str, str]]:
 def scores_table(metrics: dict) -> str:
     v = verdict(metrics)
     view = view_of(metrics)
-    paper_key = view.paper_key(metrics)
     rows = []
     for label, key, value in view.score_rows(metrics):
-        paper = v["paper"] if key == paper_key else None
+        paper = view.paper_value(metrics, key, v["paper"])
         delta = None if paper is None or value is None or not v["comparable"] else value - paper  # as the console
         rows.append(f'<tr><th>{esc(label)}</th><td data-key="{esc(key, True)}">{fmt(value)}</td>'
                     f"<td>{fmt(paper)}</td><td>{fmt(delta, '+.2f')}</td></tr>")

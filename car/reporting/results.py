@@ -14,6 +14,7 @@ from car.errors import CarError
 from car.metrics.schema import SCHEMA_VERSION, RunRecord, missing_scores
 from car.outputs import write_json, write_text
 from car.reporting.comparability import comparability
+from car.reporting.tables import per_class_table
 from car.reporting.task_views import view_of
 
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
@@ -56,7 +57,8 @@ def published_row(cfg: DictConfig) -> dict | None:
     section = method_section(load_published(cfg.paths.results_dir), method)
     if method != "car":
         return peer_row(cfg, section, str(key))
-    node = section.get("referring" if cfg.dataset.get("task") == "referring" else "semantic", {})
+    task = cfg.dataset.get("task", "semantic")
+    node = section.get(task if task in ("referring", "video") else "semantic", {})
     for part in str(key).split("/"):
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, (int, float)):
@@ -122,24 +124,6 @@ def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float
     return {**head, **scores, **tail}
 
 
-def per_class_table(metrics: dict) -> str:
-    lines = ["| class | IoU |", "|---|---|"]
-    for name, iou in metrics.get("per_class_iou", {}).items():
-        lines.append(f"| {name} | {'—' if iou is None else f'{iou:.2f}'} |")
-    return "\n".join(lines)
-
-
-def delta_cell(metrics: dict) -> str:
-    """Δ to the paper only where the run is comparable (car/reporting/comparability.py), else why not."""
-    paper = (metrics.get("published") or {}).get("miou")
-    if paper is None:
-        return "—"
-    comparison = metrics.get("comparison") or {"comparable": True}
-    if not comparison["comparable"]:
-        return f"not comparable ({comparison['reason']})"
-    return f"{metrics['miou'] - paper:+.2f}"
-
-
 def run_notes(metrics: dict) -> list[str]:
     """One line each when the run resumed stored predictions or skipped samples."""
     lines = []
@@ -157,25 +141,10 @@ def run_notes(metrics: dict) -> list[str]:
     return lines
 
 
-def comparison_table(metrics: dict) -> str:
-    paper = (metrics.get("published") or {}).get("miou")
-    delta = delta_cell(metrics)
-    extra = f" oIoU {metrics['oiou']:.2f} |" if "oiou" in metrics else ""
-    rule = view_of(metrics).rule_name(metrics)
-    return "\n".join([
-        f"| dataset | backbone | images | mIoU ({rule}) | paper | Δ |{' oIoU |' if extra else ''}",
-        "|---|---|---|---|---|---|" + ("---|" if extra else ""),
-        f"| {metrics['dataset']} | {metrics['backbone']['name']} | {metrics['num_images']} | {metrics['miou']:.2f} | "
-        f"{'—' if paper is None else paper} | {delta} |{extra}",
-    ])
-
-
 def print_summary(metrics: dict) -> None:
     for line in run_notes(metrics):
         print(line)
-    if metrics.get("per_class_iou"):
-        print(per_class_table(metrics))
-    print(comparison_table(metrics))
+    print(view_of(metrics).console(metrics))  # the task's tables (car/reporting/task_views.py)
 
 
 def write_outputs(metrics: dict, out_dir: str | Path) -> Path:

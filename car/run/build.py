@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import inspect
 
 import hydra
@@ -18,8 +19,10 @@ from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
 from car.methods.car.segmenter import QueryPass, ReferringCaR, SemanticCaR
+from car.methods.car.video import VideoCaR
 from car.methods.car.text import TextEncoder
 from car.metrics import WEIGHTINGS, ReferringIoU, SemanticIoU
+from car.metrics.video import VideoMeasures
 from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
 from car.postprocess.sam import build_sam
 
@@ -30,10 +33,20 @@ def build_dataset(cfg: DictConfig) -> torch.utils.data.Dataset:
     if not target.startswith("car.data."):
         raise CarError(f"dataset.loader._target_ must name a loader in car.data, got '{target}'.")
     kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
-    loader_cls = hydra.utils.get_class(kwargs.pop("_target_"))
+    loader_cls = loader_class(kwargs.pop("_target_"))
     if "on_missing" in inspect.signature(loader_cls).parameters:  # loaders that list their files up front
         kwargs.setdefault("on_missing", cfg.get("on_bad_sample", "fail"))
     return loader_cls(**kwargs)  # called directly so that CarError reaches the user unwrapped
+
+
+def loader_class(target: str) -> type:
+    """The loader class a dataset config names, or one sentence when this installation lacks it."""
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ModuleNotFoundError, AttributeError, ValueError):
+        raise CarError(f"dataset.loader._target_ names {target}, which this installation does not have: "
+                       f"update car-bench or fix the dataset config.") from None
 
 
 def load_backbones(cfg: DictConfig, device: str | torch.device = "cpu") -> tuple[ClipModel, ClipModel]:
@@ -48,9 +61,14 @@ def is_referring(cfg: DictConfig) -> bool:
     return cfg.dataset.get("task", "semantic") == "referring"
 
 
+def is_video(cfg: DictConfig) -> bool:
+    """Video datasets (shapes_video, ref_davis17): the referring CaR per frame, scored with the DAVIS measures."""
+    return cfg.dataset.get("task", "semantic") == "video"
+
+
 def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel) -> CaR:
     c, q = cfg.car, cfg.car.quirks
-    referring = is_referring(cfg)
+    referring = is_referring(cfg) or is_video(cfg)  # video runs the referring CaR on each frame
     proposals = ProposalGenerator(proposal_clip, lam=c["lambda"], affinity_layers=c.affinity_layers,
                                   box_clamp=q.box_clamp, posemb_fp16_round=q.posemb_fp16_round,
                                   chunk_size=c.chunk_size)
@@ -89,6 +107,13 @@ def build_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: 
     if cfg.method.name != "car":  # a peer method (car/methods/peers): same protocol, its own segmenter
         return build_peer_segmenter(cfg, proposal_clip, classifier_clip)
     d = cfg.dataset
+    if is_video(cfg):
+        if "postprocess" in cfg and cfg.postprocess.get("name", "none") != "none":
+            raise CarError("video datasets run CaR with the dense CRF only (the paper's §4.3: SAM is not involved); "
+                           "drop the postprocess override.")
+        return VideoCaR(build_car(cfg, proposal_clip, classifier_clip), build_crf(cfg),
+                        bg_factor=cfg.car.crf.bg_factor, expressions=d.video.expressions,
+                        budget=build_budget(cfg, proposal_clip.patch_size))
     sam_masks, sam_match = build_sam(cfg)  # (None, None) unless postprocess=sam
     if is_referring(cfg):
         return ReferringCaR(build_car(cfg, proposal_clip, classifier_clip), build_crf(cfg),
@@ -119,9 +144,20 @@ def predicts_background(cfg: DictConfig) -> bool:
     return protocol is None
 
 
-def build_metric(cfg: DictConfig) -> ReferringIoU | SemanticIoU:
+def build_metric(cfg: DictConfig) -> ReferringIoU | SemanticIoU | VideoMeasures:
     """The dataset's metric, set up to score by its rule: `compute()` returns what metrics.json records."""
     d = cfg.dataset
+    if is_video(cfg):
+        if cfg.method.name != "car":
+            raise CarError(f"video datasets are segmented by CaR only (method=car), not method={cfg.method.name}.")
+        if cfg.get("crf_workers", 0):
+            raise CarError("video datasets run the CRF in the main process (crf_workers overlaps images, not the "
+                           "frames of a video); set crf_workers=0.")
+        devices = cfg.trainer.get("devices", 1)
+        if cfg.trainer.get("strategy") == "ddp" or (isinstance(devices, int) and devices > 1):
+            raise CarError("video datasets run in one process (the DAVIS measures are not summed across ranks); "
+                           "use trainer=cpu or trainer=gpu.")
+        return VideoMeasures(protocol=d.video.protocol, max_objects=d.video.max_objects)
     if is_referring(cfg):
         weighting = d.get("weighting", "unit")
         if weighting not in WEIGHTINGS:

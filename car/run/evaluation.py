@@ -20,7 +20,6 @@ from car.outputs import check_output_dir
 from car.postprocess.sam import sam_record
 from car.reporting.report_html import write_report_safely
 from car.reporting.results import build_metrics, print_summary, write_outputs
-from car.reporting.viz import save_overlays
 from car.run.build import (
     build_dataset,
     build_loggers,
@@ -33,6 +32,7 @@ from car.run.distributed import gather_interleaved, gather_predictions, gather_s
 from car.run.inputs import check_inputs
 from car.run.predictor import CarPredictor
 from car.run.store import PredictionStore, run_key
+from car.run.tasks import task_run
 from car.run.tracking import log_to_loggers
 
 log = logging.getLogger(__name__)
@@ -63,8 +63,10 @@ def evaluate(cfg: DictConfig) -> dict:
     sam = getattr(segmenter, "sam_masks", None)  # SAM's automatic masks (postprocess=sam), moved with CLIP
     models = [clip.model for clip in clips if clip is not None] + list(getattr(segmenter, "models", [])) \
         + ([sam.sam] if sam is not None else [])
-    predictor = CarPredictor(segmenter, models, metric,
-                             keep_examples=cfg.num_overlays, crf_workers=cfg.get("crf_workers", 0), store=store)
+    task = task_run(cfg)  # what the task kind adds: files per sample, run fields, examples (car/run/tasks.py)
+    writer = task.writer(cfg, out_dir)
+    predictor = CarPredictor(segmenter, models, metric, keep_examples=cfg.num_overlays,
+                             crf_workers=cfg.get("crf_workers", 0), store=store, writer=writer)
     loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
     loggers = build_loggers(cfg)
     trainer = build_trainer(cfg, loggers)
@@ -78,6 +80,7 @@ def evaluate(cfg: DictConfig) -> dict:
     if not per_image:
         raise CarError(nothing_evaluated(len(dataset), skipped))
     scores = dict(predictor.metric.compute())  # the task's scores (car/metrics/schema.py)
+    scores.update(task.fields(cfg, per_image, out_dir))
     scores["skipped"] = {"count": len(skipped), "on_bad_sample": cfg.get("on_bad_sample", "fail"), "samples": skipped}
     resized = [{k: p[k] for k in ("image_id", "resized_from", "resized_to")} for p in per_image if "resized_from" in p]
     scores["resized"] = {"count": len(resized), "max_pixels": budget.max_pixels if budget else None,
@@ -98,7 +101,7 @@ def evaluate(cfg: DictConfig) -> dict:
         metrics.update(peer_run_notes(cfg, segmenter))
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)
-        overlays = save_overlays(examples, predictor.metric.label_names, out_dir / "overlays")
+        overlays = task.save_examples(examples, predictor.metric.label_names, out_dir / "overlays")
         log_to_loggers(loggers, cfg, metrics, overlays)
         print_summary(metrics)
         log.info("wrote %s", path)

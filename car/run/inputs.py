@@ -28,14 +28,19 @@ class MissingInputs(CarError):
 def dataset_problem(cfg: DictConfig) -> str | None:
     """The dataset loader's own sentence when its files are not there, else None. The loader is
     instantiated as car.run.build.build_dataset does (without importing the model stack)."""
-    import hydra
+    import importlib
 
     kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
     target = str(kwargs.pop("_target_", ""))
     if not target.startswith("car.data."):
         return None  # build_dataset refuses it with its own sentence
+    module, _, name = target.rpartition(".")
     try:
-        hydra.utils.get_class(target)(**kwargs)
+        loader = getattr(importlib.import_module(module), name)
+    except (ModuleNotFoundError, AttributeError, ValueError):
+        return f"dataset.loader._target_ names {target}, which this installation does not have"
+    try:
+        loader(**kwargs)
     except CarError as err:
         return str(err)
     return None

@@ -41,9 +41,29 @@ def _finish(cpu_segmenter, image: np.ndarray, proposals) -> np.ndarray:
     return cpu_segmenter.finish(image, proposals)
 
 
+STRIP_FRAMES = 6  # frames of a video kept for the report's strip
+
+
+def sample_id(sample: dict) -> str:
+    """An image's id, or a video sample's `<expression set>/<video>` (one item per set and video)."""
+    if "image_id" in sample:
+        return sample["image_id"]
+    return f"{sample['expression_set']}/{sample['video_id']}"
+
+
+def metric_args(sample: dict) -> dict:
+    """What the metric needs beside (pred, target): a referring unit's sentence count (dataset.weighting),
+    a video's name and expression set (car/metrics/video.py)."""
+    if "sentences" in sample:
+        return {"sentences": len(sample["sentences"])}
+    if "video_id" in sample:
+        return {"sequence": sample["video_id"], "expression_set": sample["expression_set"]}
+    return {}
+
+
 class CarPredictor(pl.LightningModule):
     def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0,
-                 crf_workers: int = 0, store=None):
+                 crf_workers: int = 0, store=None, writer=None):
         super().__init__()
         self.segmenter = segmenter
         self.clips = torch.nn.ModuleList(dict.fromkeys(models))  # registered so Lightning moves them
@@ -51,6 +71,7 @@ class CarPredictor(pl.LightningModule):
         self.keep_examples = keep_examples
         self.crf_workers = crf_workers
         self.store = store  # PredictionStore: finished images are saved and, on resume, reloaded
+        self.writer = writer  # video: DavisWriter, each video's label maps in DAVIS layout (car/run/davis_output.py)
         self.skipped: list[dict] = []  # samples replaced by on_bad_sample=skip markers
         self.rss_trace: list[tuple[int, float]] = []  # (images done, resident MB), every 25 images
         self.resumed = 0
@@ -71,12 +92,12 @@ class CarPredictor(pl.LightningModule):
             if sample.get("skipped"):
                 self.skipped.append({"index": sample["index"], "error": sample["error"]})
                 continue
-            if self.store is not None and self.store.has(sample["image_id"]):
+            if self.store is not None and self.store.has(sample_id(sample)):
                 try:
-                    pred, info = self.store.load(sample["image_id"])
+                    pred, info = self.store.load(sample_id(sample))
                 except DamagedPrediction as err:  # recomputed below; the new file replaces it
                     log.warning("%s", err)
-                    self.damaged.append({"image_id": sample["image_id"], "error": str(err)})
+                    self.damaged.append({"image_id": sample_id(sample), "error": str(err)})
                 else:
                     self.resumed += 1
                     self._record(sample, pred, info, save=False)
@@ -107,16 +128,24 @@ class CarPredictor(pl.LightningModule):
 
     def _record(self, sample: dict, pred: np.ndarray, info: dict, save: bool = True) -> None:
         if save and self.store is not None:
-            self.store.save(sample["image_id"], pred, info)
-        target = torch.from_numpy(np.ascontiguousarray(sample["target"])).to(self.device)
-        # referring: the metric weights the unit by its sentence count or not (dataset.weighting)
-        sentences = {"sentences": len(sample["sentences"])} if "sentences" in sample else {}
-        self.metric.update(torch.from_numpy(pred).to(self.device), target, **sentences)
+            self.store.save(sample_id(sample), pred, info)
+        if self.writer is not None:
+            self.writer.write(sample, pred)
+        target = torch.as_tensor(np.ascontiguousarray(sample["target"])).to(self.device)
+        self.metric.update(torch.from_numpy(np.ascontiguousarray(pred)).to(self.device), target, **metric_args(sample))
         resized = {k: info[k] for k in ("resized_from", "resized_to") if k in info}  # above car.max_pixels
-        self.per_image.append({"image_id": sample["image_id"], "steps": info["steps"], "kept": info["kept"], **resized})
+        self.per_image.append({"image_id": sample_id(sample), "steps": info["steps"], "kept": info["kept"], **resized})
+        if "video_id" in sample:  # video: frames and CaR's time for them (frames/s), the final scores per frame
+            self.per_image[-1].update({k: info[k] for k in ("frames", "seconds", "scores") if k in info})
         if len(self.per_image) % 25 == 1:
             self.rss_trace.append((len(self.per_image), resident_mb()))
-        if len(self.examples) < self.keep_examples:
+        if len(self.examples) < self.keep_examples and "image" in sample:
             phrases = {"sentences": list(sample["sentences"])} if "sentences" in sample else {}
             self.examples.append({"image_id": sample["image_id"], "image": sample["image"],
                                   "target": sample["target"], "pred": pred, **phrases})
+        elif len(self.examples) < self.keep_examples:  # video: a few evenly spaced frames for the report's strip
+            picked = np.unique(np.linspace(0, len(pred) - 1, min(STRIP_FRAMES, len(pred))).round().astype(int))
+            self.examples.append({"image_id": sample_id(sample), "frames": np.asarray(sample["frames"])[picked],
+                                  "target": np.asarray(sample["target"])[picked], "pred": pred[picked],
+                                  "frame_ids": [sample["frame_ids"][t] for t in picked],
+                                  "expressions": dict(sample["expressions"])})

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-HEADLINE = ("miou", "oiou", "pixel_accuracy")
+HEADLINE = ("miou", "oiou", "pixel_accuracy", "j_and_f", "j_mean", "f_mean")
 
 
 def log_to_loggers(loggers: list, cfg: DictConfig, metrics: dict, overlays: list[Path]) -> None:
