@@ -13,6 +13,7 @@ import torch
 
 from car.errors import CarError
 from car.metrics import ReferringIoU, SemanticIoU
+from car.metrics.video import VideoMeasures
 from car.metrics.schema import SCHEMA_VERSION, TASKS, check_record, missing_scores
 from car.reporting.report_html import write_report
 from car.reporting.task_views import VIEWS, view_of
@@ -34,7 +35,15 @@ def referring_metric() -> ReferringIoU:
     return metric
 
 
-@pytest.mark.parametrize("make", [semantic_metric, referring_metric])
+def video_metric() -> VideoMeasures:
+    metric = VideoMeasures()
+    target = torch.zeros(3, 8, 8, dtype=torch.uint8)  # [T, H, W]: object 1 in the top half
+    target[:, :4] = 1
+    metric.update(target.clone(), target, sequence="v", expression_set="0")
+    return metric
+
+
+@pytest.mark.parametrize("make", [semantic_metric, referring_metric, video_metric])
 def test_compute_returns_exactly_the_tasks_scores(make):
     metric = make()
     scores = metric.compute()
@@ -79,12 +88,14 @@ def test_unversioned_records_read_as_version_1_and_newer_ones_are_refused():
         with pytest.raises(CarError, match=r"schema_version .* reads versions 1 to") as err:
             check_record({**old, "schema_version": version}, "run/metrics.json")
         assert str(err.value).startswith("run/metrics.json") and str(err.value).count(". ") == 0
-    with pytest.raises(CarError, match="task 'video', which this car-bench does not know"):
+    with pytest.raises(CarError, match="task 'panoptic', which this car-bench does not know"):
+        check_record({"task": "panoptic", "miou": 1.0})
+    with pytest.raises(CarError, match="no 'j_and_f' score"):
         check_record({"task": "video", "miou": 1.0})
     with pytest.raises(CarError, match="no 'miou' score"):
         check_record({"task": "semantic"})
     with pytest.raises(CarError, match="does not know"):
-        view_of({"task": "video"})
+        view_of({"task": "panoptic"})
 
 
 def test_report_reads_an_unversioned_referring_record(tmp_path):

@@ -11,7 +11,7 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from car.errors import CarError
-from car.metrics.schema import SCHEMA_VERSION, RunRecord, missing_scores
+from car.metrics.schema import SCHEMA_VERSION, RunRecord, missing_scores, task_of
 from car.outputs import write_json, write_text
 from car.reporting.comparability import comparability
 from car.reporting.tables import per_class_table
@@ -57,8 +57,7 @@ def published_row(cfg: DictConfig) -> dict | None:
     section = method_section(load_published(cfg.paths.results_dir), method)
     if method != "car":
         return peer_row(cfg, section, str(key))
-    task = cfg.dataset.get("task", "semantic")
-    node = section.get(task if task in ("referring", "video") else "semantic", {})
+    node = section.get(task_of(cfg.dataset).name, {})
     for part in str(key).split("/"):
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, (int, float)):
@@ -95,7 +94,7 @@ def sam_row(row: dict | None) -> dict | None:
 def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float, car_seconds: float,
                   per_image: list[dict]) -> RunRecord:
     """The run's metrics.json record (car/metrics/schema.py): its fields around the metric's `scores`."""
-    task = cfg.dataset.get("task", "semantic")
+    task = task_of(cfg.dataset).name
     missing = missing_scores(task, scores)
     if missing:
         raise ValueError(f"the {task} metric did not return {missing}: it breaks the metric contract")
