@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +33,7 @@ needs_sample = needs_shared_data("coco/images/val2017")
 prepare = load_script(SCRIPT, "car_coco_object_prepare")
 
 
-def run_main(argv, capsys):
-    return run_script(prepare, argv, capsys)
+run_main = partial(run_script, prepare)  # (argv, capsys) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture
@@ -51,7 +51,8 @@ def raw_tree(tmp_path):
 @pytest.fixture
 def converted_tree(raw_tree):
     for i in IDS:
-        shutil.copy(SAMPLE / "annotations" / "val2017" / f"{i}_instanceTrainIds.png", raw_tree / "annotations" / "val2017")
+        shutil.copy(SAMPLE / "annotations" / "val2017" / f"{i}_instanceTrainIds.png",
+                    raw_tree / "annotations" / "val2017")
     return raw_tree
 
 
@@ -207,7 +208,8 @@ def test_loader_missing_root(tmp_path):
 
 @needs_sample
 def test_loader_missing_label_file(raw_tree):
-    with pytest.raises(CarError, match=r"3 of 3 COCO-Object label file\(s\) are missing.*datasets/coco_object/README.md"):
+    missing = r"3 of 3 COCO-Object label file\(s\) are missing.*datasets/coco_object/README.md"
+    with pytest.raises(CarError, match=missing):
         COCOObject(raw_tree)
 
 

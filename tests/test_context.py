@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import types
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,8 +36,7 @@ MMSEG_UNSORTED = [
 prepare = load_script(SCRIPT, "car_context_prepare")
 
 
-def run_main(argv, capsys):
-    return run_script(prepare, argv, capsys)
+run_main = partial(run_script, prepare)  # (argv, capsys) -> (exit code, stdout, stderr)
 
 
 # ---------------------------------------------------------------------------------------- mapping
@@ -249,7 +249,8 @@ def test_loader_missing_label_dir_and_file(voc2010):
         PascalContext(voc2010)
     _write_labels(voc2010, ["2008_000002", "2008_000007"])
     (voc2010 / "SegmentationClassContext" / "2008_000007.png").unlink()
-    with pytest.raises(CarError, match=r"1 file\(s\) listed in the Pascal Context val split are missing.*2008_000007.png"):
+    missing = r"1 file\(s\) listed in the Pascal Context val split are missing.*2008_000007.png"
+    with pytest.raises(CarError, match=missing):
         PascalContext(voc2010)
 
 

@@ -11,6 +11,7 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -29,8 +30,7 @@ needs_sample = needs_shared_data()
 prepare = load_script(SCRIPT, "car_voc_prepare")
 
 
-def run_main(argv, capsys):
-    return run_script(prepare, argv, capsys)
+run_main = partial(run_script, prepare)  # (argv, capsys) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture

@@ -80,12 +80,9 @@ class SemanticIoU(torchmetrics.Metric):
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
         if average not in AVERAGE_RULES:
             raise ValueError(f"average must be one of {AVERAGE_RULES}, got {average!r}")
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
-        self.average = average
-        self.bg_protocol = bg_protocol
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.average, self.bg_protocol, self.predicts_background = average, bg_protocol, predicts_background
         self.protocol = protocol_name(bg_protocol, predicts_background)  # checks bg_protocol
-        self.predicts_background = predicts_background
         names = range(num_classes) if class_names is None else class_names
         self.label_names = [str(n) for n in names]
         self.add_state(
