@@ -1,6 +1,7 @@
 """`car-demo`: CaR in the browser (Gradio). Upload an image, type phrases, move η, θ, λ, choose the
 post-processing, and see the overlay, each phrase's final score and the recurrence trace (which
-phrase was pruned at which step).
+phrase was pruned at which step). A video (upload a clip) comes back as an overlay video
+(car/apps/demo_video.py).
 
     car-demo                                   # offline: the embedded tiny CLIP, shapes examples
     car-demo --profile voc --backbone vitb16 --weights /models/ViT-B-16.pt    # real photos
@@ -25,6 +26,7 @@ import numpy as np
 
 from car.api import DEFAULT_PROFILE, CarSegmenter, Segmentation, backbones, profiles
 from car.errors import CarError
+from car.apps.demo_video import video_section
 from car.apps.segment import POST_CHOICES, save_segmentation, setting_overrides
 
 SHAPES_EXAMPLES = (12, 18, 16)  # shapes val scenes shown as examples (the tiny CLIP finds most of their glyphs)
@@ -181,6 +183,7 @@ def build_app(backend: DemoBackend, examples: list[list]):
                                 elem_id="car-files")
         button.click(run, inputs=[image, phrases, eta, theta, lam, post],
                      outputs=[overlay, scores, trace, files, summary])
+        video_section(backend, [eta, theta, lam, post])  # car/apps/demo_video.py: upload a clip, overlay video back
     return app
 
 
