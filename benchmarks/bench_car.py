@@ -244,7 +244,7 @@ def crf_overlap(args, proposal_clip, classifier_clip, images, precision: str) ->
     """The production pipeline (car/run/predictor.py) with the dense CRF in `--crf-workers` processes vs in the
     main process, on the same images; both after one warm-up image (text caches, worker start-up)."""
     from car.methods.car.segmenter import QueryPass, SemanticCaR
-    from car.metrics import ConfusionMatrix
+    from car.metrics import SemanticIoU
     from car.run.predictor import CarPredictor
 
     queries = queries_for(args.queries)
@@ -258,7 +258,7 @@ def crf_overlap(args, proposal_clip, classifier_clip, images, precision: str) ->
     models = list({id(c.model): c.model for c in (proposal_clip, classifier_clip)}.values())
 
     def predictor(workers: int) -> CarPredictor:
-        return CarPredictor(segmenter, models, ConfusionMatrix(len(queries) + 1), keep_examples=len(samples) + 1,
+        return CarPredictor(segmenter, models, SemanticIoU(len(queries) + 1), keep_examples=len(samples) + 1,
                             crf_workers=workers)
 
     segmenter(samples[0])  # warm-up image: text embeddings cached, first calls done

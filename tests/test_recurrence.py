@@ -69,7 +69,6 @@ def test_prunes_until_nothing_changes():
     assert result.history == [[0, 1, 2, 3], [0, 2], [2]]
     assert result.live == [2] and result.steps == 3
     assert result.scores.tolist() == [1.0]
-    assert result.full_scores(4).tolist() == [0, 0, 1.0, 0]
     assert result.maps.shape == (1, 8, 40)
     # step 1 uses raw text, later steps "a clean origami {q}." (Q5)
     assert proposals.calls[0] == ["a", "b", "c", "d"]

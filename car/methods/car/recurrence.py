@@ -51,12 +51,6 @@ class CarResult:
     def steps(self) -> int:
         return len(self.history)
 
-    def full_scores(self, num_queries: int) -> np.ndarray:
-        """Scores for every original query: 0 for pruned ones. [K0]."""
-        out = np.zeros(num_queries, dtype=np.float32)
-        out[self.live] = self.scores
-        return out
-
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # mixed precision (Q32)
 FP16_WEIGHTS = "fp16_weights"  # the official CUDA mode (Q32): weights and activations float16, no autocast
