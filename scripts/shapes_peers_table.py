@@ -24,9 +24,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.settings import PEER_METHODS
 from car.reporting.compare import markdown
 from car.run.experiments import run_methods
+from car.settings import PEER_METHODS
 
 # The methods that run on the tiny CLIP itself (GroupViT brings its own model, none exists for shapes).
 METHODS = ("car",) + PEER_METHODS

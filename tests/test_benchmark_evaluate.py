@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from car.settings import PEER_METHODS
+from car.config import compose
 from car.reporting.benchmark_table import BENCHMARKS
 from car.run.compare import main as compare_main
-from car.config import compose
 from car.run.evaluation import evaluate
+from car.settings import PEER_METHODS
 from tests.conftest import SHARED_DATA, needs_shared_data
 from tests.test_benchmark_datasets import ade150_tree, ade847_tree, cityscapes_tree, context459_tree
 

@@ -6,8 +6,8 @@ import torch
 import torch.nn.functional as F
 
 from car.clip.surgery import block_forward, project
-from car.methods.car.proposals import ProposalGenerator, affinity, box_mask
 from car.clip.text import TextEncoder
+from car.methods.car.proposals import ProposalGenerator, affinity, box_mask
 from car.methods.car.text import origami
 
 

@@ -15,6 +15,7 @@ from PIL import Image
 
 from car.apps.segment import main
 from car.config import REPO_ROOT
+from car.errors import CarError
 from tests.video_helpers import clip_frames, probe, save_clip, save_frame_folder
 
 PHRASES = ["circle", "heart", "ring"]
@@ -80,6 +81,19 @@ def test_frame_folder_with_video_flag(tmp_path):
     check_video_outputs(out, "b", ["00000", "00001"], (64, 64), 10.0)  # --fps sets a file's rate too
 
 
+def test_truncated_clip_is_a_note(tmp_path, capsys):
+    """A clip cut short: its decodable frames are segmented, and the JSON and stderr say so."""
+    good = save_clip(tmp_path / "good.mp4", clip_frames(6, scale=2), fps=8)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.9)])
+    out = tmp_path / "out"
+    assert main([str(cut), "--post", "none", "--texts", ",".join(PHRASES), "--out", str(out)]) == 0
+    record = json.loads((out / "cut.json").read_text())
+    assert record["frames_declared"] == 6 and record["frames"] < 6
+    assert len(record["notes"]) == 1 and "declares 6 frames" in record["notes"][0]
+    assert f"note: {record['notes'][0]}" in capsys.readouterr().err
+
+
 def test_max_frames_and_names_shared_with_images(tmp_path):
     save_clip(tmp_path / "scene.mp4", clip_frames(4), fps=8)
     Image.fromarray(clip_frames(1)[0]).save(tmp_path / "scene.png")  # same stem as the video: scene-2
@@ -101,7 +115,7 @@ def no_model(monkeypatch):
     monkeypatch.setattr(CarSegmenter, "from_profile", refuse)
 
 
-@pytest.mark.parametrize("case", ["corrupt", "empty", "folder_bad_frame", "exists", "max_frames"])
+@pytest.mark.parametrize("case", ["corrupt", "empty", "folder_bad_frame", "exists", "max_frames", "into_input"])
 def test_bad_inputs_exit_2_before_the_model(tmp_path, capsys, no_model, case):
     out = tmp_path / "out"
     if case == "corrupt":
@@ -117,15 +131,44 @@ def test_bad_inputs_exit_2_before_the_model(tmp_path, capsys, no_model, case):
     elif case == "exists":
         save_clip(tmp_path / "clip.mp4", clip_frames(2))
         (out / "clip").mkdir(parents=True)
-        args, message = [str(tmp_path / "clip.mp4")], "clip' already exists"
-    else:
+        args, message = [str(tmp_path / "clip.mp4")], r"1 output file\(s\) already exist, e.g. .*clip; .*--overwrite"
+    elif case == "max_frames":
         save_clip(tmp_path / "clip.mp4", clip_frames(2))
         args, message = [str(tmp_path / "clip.mp4"), "--max-frames", "0"], "--max-frames must be at least 1"
+    else:  # the frames' own folder would become the mask folder: refused even with --overwrite
+        save_frame_folder(tmp_path / "shots", clip_frames(2))
+        out = tmp_path
+        args, message = [str(tmp_path / "shots"), "--video"], "would hold or replace the input"
     assert main(args + ["--texts", "circle", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     import re
 
     assert re.search(message, err) and err.startswith("error: ") and len(err.splitlines()) == 1, err
+    if case == "into_input":
+        assert sorted(p.name for p in (tmp_path / "shots").iterdir()) == ["00000.png", "00001.png"]
+
+
+def test_overwrite_replaces_an_earlier_run_whole(tmp_path):
+    """--overwrite: the earlier mask folder is replaced, not merged (a frame it had and the new run
+    has not is gone); without it the earlier run is refused and left as it was."""
+    save_clip(tmp_path / "clip.mp4", clip_frames(3), fps=8)
+    out = tmp_path / "out"
+    args = [str(tmp_path / "clip.mp4"), "--post", "none", "--texts", ",".join(PHRASES), "--out", str(out)]
+    assert main(args) == 0
+    (out / "clip" / "99999.png").write_bytes((out / "clip" / "00000.png").read_bytes())  # from an older run
+    before = (out / "clip.json").read_bytes()
+    assert main(args) == 2 and (out / "clip.json").read_bytes() == before
+    from car.api import CarSegmenter
+    from car.apps.segment_video import VideoInputs
+
+    seg = CarSegmenter.from_profile("shapes", overrides=["car.crf.enabled=false"])
+    into_input = VideoInputs([str(out / "clip")], folders_are_videos=True, overwrite=True)
+    with pytest.raises(CarError, match="would hold or replace the input"):  # even when overwriting
+        into_input.check_outputs(out, ["clip"])
+    videos = VideoInputs([str(tmp_path / "clip.mp4")], max_frames=2, overwrite=True)  # car-segment --overwrite
+    videos.check_outputs(out, ["clip"])
+    videos.run(seg, PHRASES, out, ["clip"], {"settings": seg.settings()})
+    check_video_outputs(out, "clip", ["00000", "00001"], (64, 64), 8.0)
 
 
 def test_failure_mid_video_leaves_nothing(tmp_path, monkeypatch):

@@ -12,9 +12,22 @@ from car.settings import validate
 
 DEFAULT_PROFILE = "shapes"
 def profiles() -> list[str]:
-    """Dataset profiles usable here (semantic datasets of conf/dataset/)."""
-    names = sorted(p.stem for p in (CONFIG_DIR / "dataset").glob("*.yaml"))
-    return [n for n in names if not n.startswith("ref")]
+    """Dataset profiles usable here: the semantic datasets of conf/dataset/ (not the referring or
+    video benchmarks such as refcoco, refcocog, ref_davis17 or shapes_video)."""
+    return [path.stem for path in sorted((CONFIG_DIR / "dataset").glob("*.yaml")) if _dataset_task(path) == "semantic"]
+
+
+def _dataset_task(path: Path) -> str:
+    """A dataset config's `dataset.task`, following its defaults list (refcocog extends refcoco)."""
+    import yaml
+
+    config = yaml.safe_load(path.read_text()) or {}
+    task = (config.get("dataset") or {}).get("task")
+    parents = [d for d in config.get("defaults") or [] if isinstance(d, str) and d != "_self_"]
+    for parent in parents:
+        if task is None and (path.parent / f"{parent}.yaml").is_file():
+            task = _dataset_task(path.parent / f"{parent}.yaml")
+    return task or "semantic"
 
 
 def backbones() -> list[str]:

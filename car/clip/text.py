@@ -25,7 +25,7 @@ def fill(template: str, query: str) -> str:
     return template.replace("{}", query)
 
 
-_LIVE: "weakref.WeakSet[TextEncoder]" = weakref.WeakSet()
+_LIVE: weakref.WeakSet[TextEncoder] = weakref.WeakSet()
 
 
 def flush_all() -> None:

@@ -8,7 +8,7 @@
         out.write(rgb)                         # H.264, yuv420p, even sizes: browsers play it
 
 Decoding and encoding go through PyAV (FFmpeg's libraries and libx264 ship in its wheel; the `video`
-extra: pip install "car-bench[video]"). A folder of frames is read with Pillow in natural order
+extra: pip install "car-bench[video]"). A folder of frames is read by car/data/images.py (16-bit, float, alpha) in natural order
 (frame_2 before frame_10) and plays at FOLDER_FPS unless told otherwise. A file that is not a video,
 holds no frame or breaks while decoding, and a frame folder with an unreadable frame or frames of
 different sizes, stop with one sentence naming the file (car.errors.CarError).
@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -48,10 +49,11 @@ def is_video_file(path) -> bool:
     return Path(path).suffix.lower() in VIDEO_SUFFIXES
 
 
-def _why(err: Exception) -> str:
-    """FFmpeg's own words ("Invalid data found when processing input"), without errno and file name."""
+def _why(err: Exception, path: Path | None = None) -> str:
+    """FFmpeg's or Pillow's own words ("Invalid data found when processing input"), without errno and
+    the file name (the sentence names it already)."""
     text = getattr(err, "strerror", None) or (str(err).splitlines()[0] if str(err) else "")
-    return text or type(err).__name__
+    return (text.replace(f" '{path}'", "") if path else text) or type(err).__name__
 
 
 def _natural_key(path: Path) -> list:
@@ -80,7 +82,7 @@ class VideoSource:
             for path in self.frame_files[:max_frames]:
                 yield path.stem, _read_frame(path, self.size)
             return
-        yield from _decode(self.path, max_frames)
+        yield from _decode(self.path, max_frames, self.frame_count)
 
 
 def open_video(source, fps: float | None = None) -> VideoSource:
@@ -127,7 +129,7 @@ def _open_folder(path: Path, fps: float) -> VideoSource:
             with Image.open(file) as img:
                 frame_size = (img.height, img.width)
         except (OSError, ValueError, Image.DecompressionBombError) as err:
-            raise CarError(f"Cannot read frame '{file}' as an image ({_why(err)}).") from None
+            raise CarError(f"Cannot read frame '{file}' as an image ({_why(err, file)}).") from None
         if size is not None and frame_size != size:
             raise CarError(f"Frame '{file}' is {frame_size[1]}x{frame_size[0]} but the frames before it are "
                            f"{size[1]}x{size[0]}; a video's frames share one size.")
@@ -136,21 +138,19 @@ def _open_folder(path: Path, fps: float) -> VideoSource:
 
 
 def _read_frame(path: Path, size: tuple[int, int]) -> np.ndarray:
-    from PIL import Image
+    """One frame through the project's image reader (16-bit and float frames scaled, alpha flattened)."""
+    from car.data.images import read_image_file
 
-    try:
-        with Image.open(path) as img:
-            img.load()
-            rgb = np.asarray(img.convert("RGB")).copy()  # [H, W, 3] uint8
-    except (OSError, ValueError, Image.DecompressionBombError) as err:
-        raise CarError(f"Cannot read frame '{path}' as an image ({_why(err)}).") from None
+    rgb = read_image_file(path, fix="check or replace the frame")  # [H, W, 3] uint8
     if rgb.shape[:2] != tuple(size):
         raise CarError(f"Frame '{path}' changed size while the video was read.")
     return rgb
 
 
-def _decode(path: Path, max_frames: int | None) -> Iterator[tuple[str, np.ndarray]]:
-    """PyAV decoding of the first video stream -> ("00000", RGB [H, W, 3] uint8), ..."""
+def _decode(path: Path, max_frames: int | None, declared: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """PyAV decoding of the first video stream -> ("00000", RGB [H, W, 3] uint8), ...; a file that
+    ends before the frame count its container declares (truncated) is said in a warning, not
+    silently (an edit list can also hide frames, so it is not an error)."""
     av = _av()
     index = 0
     try:
@@ -166,6 +166,9 @@ def _decode(path: Path, max_frames: int | None) -> Iterator[tuple[str, np.ndarra
                 index += 1
     except (av.FFmpegError, OSError, ValueError) as err:
         raise CarError(f"Cannot decode '{path}' after {index} frame(s) ({_why(err)}).") from None
+    if declared and index < declared:
+        warnings.warn(f"'{path}' declares {declared} frames but only {index} could be decoded (a truncated file?); "
+                      f"the results cover those {index}.", UserWarning, stacklevel=2)
 
 
 def read_video(source, fps: float | None = None, max_frames: int | None = None) -> tuple[list[np.ndarray], float,

@@ -15,7 +15,7 @@ from car.clip.load import ClipModel, load_clip
 from car.errors import CarError
 from car.methods.registry import method_of
 from car.methods.segmenter import Segmenter
-from car.metrics import WEIGHTINGS, ConfusionMatrix, ReferringIoU
+from car.metrics import WEIGHTINGS, ReferringIoU, SemanticIoU
 from car.metrics.video import VideoMeasures
 
 
@@ -69,7 +69,9 @@ def predicts_background(cfg: DictConfig) -> bool:
     return method_of(cfg).predicts_background(cfg)
 
 
-def build_metric(cfg: DictConfig):
+def build_metric(cfg: DictConfig) -> ReferringIoU | SemanticIoU | VideoMeasures:
+    """The dataset's metric, set up to score by its rule: `compute()` returns what metrics.json records."""
+    d = cfg.dataset
     if is_video(cfg):
         if cfg.method.name != "car":
             raise CarError(f"video datasets are segmented by CaR only (method=car), not method={cfg.method.name}.")
@@ -80,14 +82,15 @@ def build_metric(cfg: DictConfig):
         if cfg.trainer.get("strategy") == "ddp" or (isinstance(devices, int) and devices > 1):
             raise CarError("video datasets run in one process (the DAVIS measures are not summed across ranks); "
                            "use trainer=cpu or trainer=gpu.")
-        return VideoMeasures(task=cfg.dataset.video.protocol, max_objects=cfg.dataset.video.max_objects)
+        return VideoMeasures(protocol=d.video.protocol, max_objects=d.video.max_objects)
     if is_referring(cfg):
-        weighting = cfg.dataset.get("weighting", "unit")
+        weighting = d.get("weighting", "unit")
         if weighting not in WEIGHTINGS:
             raise CarError(f"dataset.weighting must be {' or '.join(WEIGHTINGS)} (unit: every evaluation unit "
                            f"counts once; sentence: weighted by its sentences), got '{weighting}'.")
-        return ReferringIoU(weighting)
-    return ConfusionMatrix(cfg.dataset.num_classes, ignore_index=cfg.dataset.ignore_index)
+        return ReferringIoU(weighting, unit=d.loader.unit)
+    return SemanticIoU(d.num_classes, ignore_index=d.ignore_index, average=d.average, bg_protocol=d.bg_protocol,
+                       class_names=list(d.class_names), predicts_background=predicts_background(cfg))
 
 
 def build_loggers(cfg: DictConfig) -> list:

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from car.methods.car.recurrence import CaR
+from car.methods.car.text import clean_referring_expression
+from car.methods.pixel_budget import PixelBudget
 from car.postprocess.crf import (
     DenseCRF,
     binary_mask,
     paint_label_map,
     semantic_masks,
 )
-from car.methods.car.recurrence import CaR
-from car.methods.car.text import clean_referring_expression
-from car.methods.pixel_budget import PixelBudget
 
 
 @dataclass

@@ -12,7 +12,6 @@ from car.methods.peers.segmenter import Decision, InputGeometry, PeerSegmenter, 
 from car.methods.peers.text import class_queries, resolve_templates
 
 
-
 def predicts_background(cfg: DictConfig) -> bool:
     """A peer queries background only when the dataset scores it (bg_protocol=null)."""
     return cfg.dataset.get("bg_protocol") is None

@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from car.errors import CarError
 from car.methods.peers.segmenter import AUTOCAST, InputGeometry, Refinement
 from car.methods.peers.sliding import resize_short_side, sliding_logits
 from car.methods.peers.text import ClassQueries
-from car.errors import CarError
 
 log = logging.getLogger(__name__)
 

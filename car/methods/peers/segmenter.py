@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from car.clip.load import ClipModel
+from car.clip.text import TextEncoder
 from car.methods.peers.decision import label_map
 from car.methods.peers.features import LastBlock, patch_logits
 from car.methods.peers.pamr import pamr
 from car.methods.peers.sliding import resize_short_side, sliding_logits
 from car.methods.peers.text import ClassQueries, class_embeddings
-from car.clip.load import ClipModel
-from car.clip.text import TextEncoder
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
