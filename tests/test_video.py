@@ -30,7 +30,8 @@ def test_shapes_video_items_follow_the_agreed_format():
 
 
 def test_shapes_video_is_seeded():
-    a, b = ShapesVideoDataset(num_videos=2, num_frames=4, seed=3), ShapesVideoDataset(num_videos=2, num_frames=4, seed=3)
+    a = ShapesVideoDataset(num_videos=2, num_frames=4, seed=3)
+    b = ShapesVideoDataset(num_videos=2, num_frames=4, seed=3)
     other = ShapesVideoDataset(num_videos=2, num_frames=4, seed=4)
     assert torch.equal(a[1]["frames"], b[1]["frames"]) and torch.equal(a[1]["target"], b[1]["target"])
     assert not torch.equal(a[1]["frames"], other[1]["frames"])
