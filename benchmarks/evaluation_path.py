@@ -39,7 +39,7 @@ STAGES = {
     "visual prompts": ("car.methods.car.prompts:VisualPrompt", "batch"),
     "classifier images": ("car.methods.car.classifier:MaskClassifier", "encode_images"),
     "classifier scores (texts, softmaxes)": ("car.methods.car.classifier:MaskClassifier", "score"),
-    "proposal texts": ("car.methods.car.text:TextEncoder", "__call__"),
+    "proposal texts": ("car.clip.text:TextEncoder", "__call__"),
     "CRF and painting": ("car.methods.car.segmenter:SemanticCaR", "finish"),
 }
 

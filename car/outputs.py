@@ -63,14 +63,25 @@ def id_path(root: str | Path, image_id: str, suffix: str = "") -> Path:
     return Path(root).joinpath(*parts[:-1], parts[-1] + suffix)
 
 
-def check_output_dir(path: str | Path, what: str = "the output folder") -> Path:
-    """Create `path` (and its parents) and prove a file can be written there; CarError otherwise."""
+def check_output_dir(path: str | Path, what: str = "the output folder", create: bool = True) -> Path:
+    """Create `path` (and its parents) and prove a file can be written there; CarError otherwise.
+
+    create=False: create nothing, probe the deepest folder of `path` that exists (for a folder that
+    someone else creates later, e.g. Hydra's run directory)."""
     path = Path(path).expanduser()
     if path.exists() and not path.is_dir():
         raise CarError(f"{what} {path} is a file, not a folder: choose a folder (it is created if missing).")
+    where = path
+    if not create:
+        while not where.exists() and where != where.parent:
+            where = where.parent
+        if not where.is_dir():
+            raise CarError(f"{what} {path} cannot be created: {where} is a file, not a folder; choose another "
+                           f"folder.")
     try:
-        path.mkdir(parents=True, exist_ok=True)
-        probe = path / f".car-write-probe.{os.getpid()}"
+        if create:
+            path.mkdir(parents=True, exist_ok=True)
+        probe = where / f".car-write-probe.{os.getpid()}"
         with open(probe, "wb") as f:
             f.write(b"car" * 1024)  # a few KB: a full disk refuses it
             f.flush()

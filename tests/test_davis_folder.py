@@ -110,7 +110,7 @@ DAMAGES = {
     "ground truth size": (lambda r, res: save_ids(r / "Annotations_unsupervised" / "480p" / "run" / "00003.png",
                                                   np.zeros((10, 10), np.uint8)),
                           "run/00003.png is 10x10 but the sequence's first ground-truth frame is 64x48"),
-    "no ground truth": (lambda r, res: [p.unlink() for p in (r / "Annotations_unsupervised" / "480p" / "run").iterdir()],
+    "no ground truth": (lambda r, res: [p.unlink() for p in (r / "Annotations_unsupervised/480p/run").iterdir()],
                         "480p/run has no ground-truth PNG for sequence run"),
 }
 
@@ -132,3 +132,32 @@ def test_command_line_tables_and_exit_code_two(tree, tmp_path, capsys):
     assert main(["--davis-root", str(root), "--results", str(results)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "walk/00001.png is missing" in err
+
+
+@pytest.mark.slow  # a subprocess that writes and scores 10 PNGs at 854x480
+def test_speed_benchmark_runs_small_and_writes_json(tmp_path):
+    """benchmarks/bench_davis.py (the numbers are not asserted): folder and in-memory scores agree."""
+    import json
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    out = tmp_path / "davis.json"
+    command = ["benchmarks/bench_davis.py", "--sequences", "2", "--frames", "5", "--out", str(out)]
+    subprocess.run([sys.executable, *command], cwd=REPO, check=True, capture_output=True, timeout=300)
+    report = json.loads(out.read_text())
+    assert report["frames"] == 5 and report["sequences"] == 2 and report["size"] == [480, 854]
+    assert report["folder_seconds"] > 0 and report["folder_cpu_seconds"] > 0 and 0 < report["J&F-Mean"] < 1
+
+
+def test_the_command_starts_without_torch():
+    """car-davis imports numpy, OpenCV and SciPy only (car.metrics loads its torch metrics on first use)."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = "import sys, car.metrics.davis.cli; print('torch' in sys.modules, 'torchmetrics' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert out.stdout.split() == ["False", "False"], out.stderr[-2000:]

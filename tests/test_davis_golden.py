@@ -15,6 +15,7 @@ import pytest
 from car.metrics.davis import GLOBAL_KEYS, boundary_measure, region_similarity, score_folder
 from car.metrics.davis.cli import main
 from car.metrics.davis.folder import read_sequence
+from car.metrics.davis.pairs import pairwise_scores
 
 REPO = Path(__file__).resolve().parents[1]
 GOLDEN = Path(os.environ.get("CAR_GOLDEN_DIR", REPO.parent / "shared" / "golden")) / "davis"
@@ -67,10 +68,16 @@ def _id_matched(sequence: str, object_id: int):
 
 @pytest.mark.parametrize("sequence", ["blackswan", "car-shadow", "judo", "shooting", "dogs-jump", "judo-edge"])
 def test_per_frame_j_and_f_match_the_toolkit(sequence, expected):
+    gt, pred = _read(sequence)
+    n_gt = len(expected["per_frame_id_matched"][sequence])
+    fast_j, fast_f = pairwise_scores(gt, pred, n_gt, int(pred.max()), gt == 255)  # [P, G, T], every pair
     for object_id, values in expected["per_frame_id_matched"][sequence].items():
         j, f = _id_matched(sequence, int(object_id))
         np.testing.assert_allclose(j, values["J"], rtol=0, atol=1e-6)
         np.testing.assert_allclose(f, values["F"], rtol=0, atol=1e-6)
+        k = int(object_id) - 1  # the fast all-pairs path gives the same values
+        np.testing.assert_allclose(fast_j[k, k], values["J"], rtol=0, atol=1e-6)
+        np.testing.assert_allclose(fast_f[k, k], values["F"], rtol=0, atol=1e-6)
 
 
 EDGE_CASES = {  # judo-edge (derived from judo, per the golden README): which frames hit which case

@@ -16,12 +16,14 @@ import zipfile
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from car.config import REPO_ROOT
 from tests.test_demo import _browser_missing, _free_port, _wait_for
 from tests.video_helpers import clip_frames, probe, save_clip
 
 PHRASES = "circle, heart, ring"
+SCREENSHOT = REPO_ROOT / "results" / "demo_video.png"  # rewritten only with CAR_UPDATE_SCREENSHOTS=1
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +140,10 @@ def test_demo_video_in_a_browser(tmp_path):
         assert (state["width"], state["height"]) == (384, 384), state  # the overlay of 384x384 frames
         assert state["time"] > 0 and state["duration"] == pytest.approx(1.0, abs=0.3), state
         assert state["brightness"] > 20, state  # a picture, not a black frame
-        driver.save_screenshot(str(tmp_path / "demo_video.png"))
+        shot = SCREENSHOT if os.environ.get("CAR_UPDATE_SCREENSHOTS") == "1" else tmp_path / "demo_video.png"
+        shot.parent.mkdir(parents=True, exist_ok=True)
+        driver.find_element(By.ID, "car-video-row").screenshot(str(shot))
+        assert Image.open(shot).size[0] >= 800
     finally:
         if driver is not None:
             driver.quit()

@@ -22,7 +22,8 @@ def lines_for(videos: list[str]) -> dict[str, list[str]]:
 
 
 @pytest.fixture
-def tree(tmp_path) -> Path:
+def tree(tmp_path, monkeypatch) -> Path:
+    monkeypatch.setattr(prepare, "VAL_FRAMES", 2 * len(VAL))  # two frames a video here (the real set: 1,999)
     videos = {v: (2, 1) for v in VAL} | {"classic-car": (1, 1)}
     return make_tree(tmp_path / "ref_davis17", videos, VAL, ["classic-car"], lines_for(VAL))
 
@@ -50,6 +51,21 @@ def test_partial_tree_is_refused_unless_allowed(tree, capsys):
     listing.write_text("\n".join(VAL[:29] + ["motorbike"]) + "\n")
     code, out, err = run(capsys, "--root", tree, "--allow-subset")
     assert code == 1 and "'motorbike', which is not a DAVIS-2017 val video" in err
+
+
+def test_a_frame_count_other_than_the_val_sets_is_refused(tree, capsys):
+    for t in (0, 1):
+        (tree / f"DAVIS/JPEGImages/480p/pigs/{t:05d}.jpg").unlink()
+        (tree / f"DAVIS/Annotations_unsupervised/480p/pigs/{t:05d}.png").unlink()
+    code, out, err = run(capsys, "--root", tree)
+    assert code == 1 and "video pigs has 0 frames" in err
+    (tree / "DAVIS/JPEGImages/480p/judo/00001.jpg").rename(tree / "DAVIS/JPEGImages/480p/pigs/00000.jpg")
+    (tree / "DAVIS/Annotations_unsupervised/480p/judo/00001.png").rename(
+        tree / "DAVIS/Annotations_unsupervised/480p/pigs/00000.png")
+    code, out, err = run(capsys, "--root", tree)
+    assert code == 1 and "its 30 val videos hold 58 frames, not 60" in err and "--allow-subset" in err
+    code, out, err = run(capsys, "--root", tree, "--allow-subset")
+    assert code == 0 and "58 frames" in out
 
 
 @pytest.mark.parametrize("damage, expected", [

@@ -93,6 +93,9 @@ def test_frame_and_annotation_of_different_size_name_the_file(tree):
     data = RefDavis17(tree)
     with pytest.raises(CarError, match=r"blackswan/00002.png is 32x26 but its frame is 32x24"):
         data[1]
+    Image.new("RGB", (W + 4, H)).save(tree / "DAVIS" / "JPEGImages" / "480p" / "bike-packing" / "00001.jpg")
+    with pytest.raises(CarError, match=r"bike-packing/00001.jpg is 36x24 but the video's first frame is 32x24"):
+        data[0]
 
 
 @pytest.mark.parametrize("line, expected", [

@@ -12,8 +12,8 @@ import pytest
 
 from car.config import compose
 from car.errors import CarError
-from car.run.evaluation import evaluate
 from car.reporting.results import load_published
+from car.run.evaluation import evaluate
 from tests.conftest import REPO, VOC_ROOT, require_shared_data
 
 SHAPES = ["dataset=shapes", "backbone=micro_random", "logger=none", "num_overlays=0", "trainer.enable_progress_bar=false"]
@@ -84,7 +84,8 @@ def _voc_tree_with_corrupt_image(tmp_path):
     return tmp_path / "data"
 
 
-def test_on_bad_sample_skip_counts_and_lists(tmp_path):
+@pytest.mark.bad_input("a truncated JPEG in a dataset, on_bad_sample=skip", "car-evaluate")
+def test_on_bad_sample_skip_counts_and_lists(tmp_path, answer):
     data = _voc_tree_with_corrupt_image(tmp_path)
     base = ["backbone=micro_random", "dataset=voc", f"paths.data_root={data}", "logger=none", "car.crf.enabled=false"]
     metrics = evaluate(compose(base + ["on_bad_sample=skip"], output_dir=tmp_path / "skip"))
@@ -92,36 +93,45 @@ def test_on_bad_sample_skip_counts_and_lists(tmp_path):
     assert "2007_000042.jpg" in metrics["skipped"]["samples"][0]["error"]
     with pytest.raises(CarError, match="2007_000042.jpg"):
         evaluate(compose(base, output_dir=tmp_path / "fail"))
+    answer(f"a counted skip, listed in metrics.json with its reason: {metrics['skipped']['samples'][0]['error']}")
 
 
-def test_cli_bad_sample_fail_is_one_sentence(tmp_path):
+@pytest.mark.bad_input("a truncated JPEG in a dataset, on_bad_sample=fail (default)", "car-evaluate")
+def test_cli_bad_sample_fail_is_one_sentence(tmp_path, answer):
     data = _voc_tree_with_corrupt_image(tmp_path)
     proc = run_cli(["backbone=micro_random", "dataset=voc", f"paths.data_root={data}", "logger=none",
                     "car.crf.enabled=false", "trainer.enable_progress_bar=false"], tmp_path / "run")
     assert proc.wait(timeout=300) == 2
     err = proc.stderr.read()
     assert err.count("error:") == 1 and "2007_000042.jpg" in err and "Traceback" not in err
+    answer(f"exit 2: {err.strip().splitlines()[-1]}")
 
 
-def test_unknown_config_value_lists_choices(tmp_path):
+@pytest.mark.bad_input("an unknown config value (dataset=nonexistent)", "car-evaluate")
+def test_unknown_config_value_lists_choices(tmp_path, answer):
     proc = run_cli(["dataset=nonexistent"], tmp_path / "run")
     assert proc.wait(timeout=120) != 0
     err = proc.stderr.read()
     assert "dataset/nonexistent" in err and "Available options" in err and "voc" in err
+    answer(f"Hydra's error naming the group and listing the available options: {err.strip().splitlines()[0]}")
 
 
-def test_empty_class_list_is_a_clear_error(tmp_path):
+@pytest.mark.bad_input("an empty class list (dataset.queries=[])", "car-evaluate")
+def test_empty_class_list_is_a_clear_error(tmp_path, answer):
     cfg = compose(SHAPES + ["dataset.queries=[]", "dataset.limit=1"], output_dir=tmp_path)
-    with pytest.raises(CarError, match="defines no queries"):
+    with pytest.raises(CarError, match="defines no queries") as err:
         evaluate(cfg)
+    answer(str(err.value))
 
 
-def test_malicious_yaml_is_not_constructed(tmp_path):
+@pytest.mark.bad_input("a published.yaml with a !!python/object/apply:os.system tag", "car-evaluate, car-compare")
+def test_malicious_yaml_is_not_constructed(tmp_path, answer):
     marker = tmp_path / "pwned"
     (tmp_path / "published.yaml").write_text(f'car: !!python/object/apply:os.system ["touch {marker}"]\n')
-    with pytest.raises(CarError, match="not plain YAML"):
+    with pytest.raises(CarError, match="not plain YAML") as err:
         load_published(tmp_path)
     assert not marker.exists()
+    answer(f"nothing runs: {err.value}")
 
 
 @pytest.mark.slow
@@ -136,7 +146,9 @@ def test_memory_does_not_grow_per_image(tmp_path):
     assert growth < 50
 
 
-def test_config_cannot_name_arbitrary_callables(tmp_path):
+@pytest.mark.bad_input("dataset.loader._target_=os.system", "car-evaluate")
+def test_config_cannot_name_arbitrary_callables(tmp_path, answer):
     cfg = compose(SHAPES + ["dataset.loader._target_=os.system"], output_dir=tmp_path)
-    with pytest.raises(CarError, match="must name a loader in car.data"):
+    with pytest.raises(CarError, match="must name a loader in car.data") as err:
         evaluate(cfg)
+    answer(str(err.value))

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from car.apps.segment import OVERLAY_MAX_PIXELS, expand_images, main, output_stems
 from car.config import REPO_ROOT
 from car.data.shapes import CLASSES
-from car.apps.segment import OVERLAY_MAX_PIXELS, expand_images, main, output_stems
 from tests.photo_helpers import PHONE_SIZE, phone_jpeg, save_scene
 
 PHRASES = ["circle", "heart", "ring", "square"]
@@ -89,17 +89,26 @@ def test_synonym_phrase_and_all_classes(tmp_path):
 
 
 @pytest.mark.parametrize("args, match", [
-    (["{missing}", "--texts", "a"], "does not exist"),
-    (["{notimage}", "--texts", "a"], "Cannot read"),
-    (["{scene}", "--texts", " , "], "No phrase given"),
-    (["{scene}"], "No phrase given"),
-    (["{scene}", "--texts", "a", "--profile", "nope"], "Unknown profile 'nope'"),
-    (["{scene}", "--texts", "a", "--backbone", "nope"], "Unknown backbone 'nope'"),
-    (["{scene}", "--texts", "a", "--theta", "1.5"], "car.theta"),
-    (["{tmp}/*.gif", "--texts", "a"], "No image matches"),
-    (["{empty}", "--texts", "a"], "holds no image"),
+    pytest.param(["{missing}", "--texts", "a"], "does not exist",
+                 marks=pytest.mark.bad_input("an image path that does not exist", "car-segment")),
+    pytest.param(["{notimage}", "--texts", "a"], "is corrupt or truncated, or not an image",
+                 marks=pytest.mark.bad_input("a text file named .png", "car-segment")),
+    pytest.param(["{scene}", "--texts", " , "], "No phrase given",
+                 marks=pytest.mark.bad_input("only empty phrases", "car-segment")),
+    pytest.param(["{scene}"], "No phrase given",
+                 marks=pytest.mark.bad_input("no --texts at all", "car-segment")),
+    pytest.param(["{scene}", "--texts", "a", "--profile", "nope"], "Unknown profile 'nope'",
+                 marks=pytest.mark.bad_input("an unknown --profile", "car-segment")),
+    pytest.param(["{scene}", "--texts", "a", "--backbone", "nope"], "Unknown backbone 'nope'",
+                 marks=pytest.mark.bad_input("an unknown --backbone", "car-segment")),
+    pytest.param(["{scene}", "--texts", "a", "--theta", "1.5"], "car.theta",
+                 marks=pytest.mark.bad_input("--theta outside [0, 1]", "car-segment")),
+    pytest.param(["{tmp}/*.gif", "--texts", "a"], "No image matches",
+                 marks=pytest.mark.bad_input("a glob matching no image", "car-segment")),
+    pytest.param(["{empty}", "--texts", "a"], "holds no image",
+                 marks=pytest.mark.bad_input("a folder without images", "car-segment")),
 ])
-def test_bad_inputs_one_sentence_exit_2(tmp_path, capsys, args, match):
+def test_bad_inputs_one_sentence_exit_2(tmp_path, capsys, args, match, answer):
     (tmp_path / "notes.png").write_text("not an image")
     (tmp_path / "empty").mkdir()
     paths = {"missing": tmp_path / "missing.jpg", "notimage": tmp_path / "notes.png",
@@ -109,6 +118,7 @@ def test_bad_inputs_one_sentence_exit_2(tmp_path, capsys, args, match):
     err = capsys.readouterr().err.strip()
     assert err.startswith("error: ") and match in err and "\n" not in err and "Traceback" not in err
     assert not (tmp_path / "out").exists()  # refused before anything ran
+    answer(f"exit 2, before any model loads: {err}")
 
 
 def test_expand_images_and_unique_stems(tmp_path):

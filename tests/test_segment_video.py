@@ -81,6 +81,19 @@ def test_frame_folder_with_video_flag(tmp_path):
     check_video_outputs(out, "b", ["00000", "00001"], (64, 64), 10.0)  # --fps sets a file's rate too
 
 
+def test_truncated_clip_is_a_note(tmp_path, capsys):
+    """A clip cut short: its decodable frames are segmented, and the JSON and stderr say so."""
+    good = save_clip(tmp_path / "good.mp4", clip_frames(6, scale=2), fps=8)
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.9)])
+    out = tmp_path / "out"
+    assert main([str(cut), "--post", "none", "--texts", ",".join(PHRASES), "--out", str(out)]) == 0
+    record = json.loads((out / "cut.json").read_text())
+    assert record["frames_declared"] == 6 and record["frames"] < 6
+    assert len(record["notes"]) == 1 and "declares 6 frames" in record["notes"][0]
+    assert f"note: {record['notes'][0]}" in capsys.readouterr().err
+
+
 def test_max_frames_and_names_shared_with_images(tmp_path):
     save_clip(tmp_path / "scene.mp4", clip_frames(4), fps=8)
     Image.fromarray(clip_frames(1)[0]).save(tmp_path / "scene.png")  # same stem as the video: scene-2

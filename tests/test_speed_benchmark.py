@@ -67,14 +67,14 @@ def test_case_resize_is_the_official_long_side_rule():
 def test_single_image_path_imports_no_training_or_peer_code():
     """car-segment's cold start: Lightning, the peer methods, SAM and the metrics stay unimported."""
     code = ("import sys, car.apps.segment, car.api, car.run.build; "
-            "print(sorted(m for m in ('pytorch_lightning', 'car.methods.peers.build', 'car.postprocess.sam', "
+            "print(sorted(m for m in ('pytorch_lightning', 'car.postprocess.sam', "
             "'car.metrics', 'torchmetrics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 
 
 def test_text_digest_is_kept_per_model_and_renewed_after_an_in_place_change(micro_clip):
-    from car.methods.car.text import _DIGESTS, weights_digest
+    from car.clip.text import _DIGESTS, weights_digest
 
     first = weights_digest(micro_clip.model)
     assert _DIGESTS[micro_clip.model][1] == first and weights_digest(micro_clip.model) == first

@@ -6,6 +6,7 @@ from __future__ import annotations
 import importlib.util
 import subprocess
 import sys
+import warnings
 
 import numpy as np
 import pytest
@@ -103,6 +104,21 @@ def test_bad_videos_are_one_sentence_naming_the_file(tmp_path):
             open_video(path)
         text = str(info.value)
         assert str(path.name) in text and "\n" not in text and "Errno" not in text
+
+
+def test_truncated_video_is_said_not_silent(tmp_path):
+    """A file cut short still opens, but ends before the frames its container declares: a warning
+    names it and the count (not an error: an edit list can hide frames of a sound file too)."""
+    good = save_clip(tmp_path / "good.mp4", clip_frames(6, scale=2))
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(good.read_bytes()[: int(good.stat().st_size * 0.9)])
+    video = open_video(cut)
+    assert video.frame_count == 6
+    with pytest.warns(UserWarning, match=r"cut.mp4' declares 6 frames but only \d could be decoded"):
+        assert len(list(video.frames())) < 6
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # the whole file: no warning
+        assert len(list(open_video(good).frames())) == 6
 
 
 def test_bad_frame_folders(tmp_path):

@@ -16,18 +16,23 @@ Needs the `demo` extra: pip install "car-bench[demo]".
 from __future__ import annotations
 
 import argparse
+import errno
 import os
+import shutil
+import signal
+import socket
 import sys
 import tempfile
+import warnings
 from collections import OrderedDict
 from pathlib import Path
 
 import numpy as np
 
 from car.api import DEFAULT_PROFILE, CarSegmenter, Segmentation, backbones, profiles
-from car.errors import CarError
 from car.apps.demo_video import video_section
 from car.apps.segment import POST_CHOICES, save_segmentation, setting_overrides
+from car.errors import CarError
 
 SHAPES_EXAMPLES = (12, 18, 16)  # shapes val scenes shown as examples (the tiny CLIP finds most of their glyphs)
 EXAMPLE_SCALE = 6  # 64x64 scenes enlarged (nearest) to 384x384 for display; CaR's budget shrinks them back
@@ -112,13 +117,19 @@ class DemoBackend:
         texts = [t.strip() for t in (phrases or "").split(",") if t.strip()]
         if not texts:
             raise CarError('Type at least one phrase, e.g. "cat, dog" (comma-separated).')
-        seg = self.segmenter(eta, theta, lam, post)
-        result = seg(image, texts)
-        self.count += 1
-        stem = Path(image).stem if isinstance(image, (str, Path)) else "image"
-        out_dir = self.out_root / f"{self.count:04d}"
-        record = {"image": str(image) if isinstance(image, (str, Path)) else None, "settings": seg.settings()}
-        files = save_segmentation(result, out_dir, stem, record, overlay_max_pixels=DISPLAY_MAX_PIXELS)
+        try:
+            seg = self.segmenter(eta, theta, lam, post)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", UserWarning)  # the phrase notes: shown in the summary
+                result = seg(image, texts)
+            self.count += 1
+            stem = Path(image).stem if isinstance(image, (str, Path)) else "image"
+            out_dir = self.out_root / f"{self.count:04d}"
+            record = {"image": Path(image).name if isinstance(image, (str, Path)) else None,
+                      "settings": seg.settings()}
+            files = save_segmentation(result, out_dir, stem, record, overlay_max_pixels=DISPLAY_MAX_PIXELS)
+        except CarError as err:
+            raise CarError(self.public(str(err), image)) from None
         h, w = result.label_map.shape
         size = f"{w}x{h}"
         if result.resized:
@@ -128,8 +139,15 @@ class DemoBackend:
         summary = (f"**{kept} of {len(texts)} phrases kept** after {len(result.trace)} steps, image {size}, "
                    f"{result.timings['total']:.2f} s (CLIPs {result.timings['car']:.2f} s, "
                    f"{post} {result.timings['post']:.2f} s).")
+        summary += "".join(f"\n\nNote: {note}" for note in result.notes)
         return (files["overlay"], score_rows(result), trace_rows(result),
                 [files["labels"], files["masks"], files["json"]], summary)
+
+    def public(self, message: str, image) -> str:
+        """`message` without the server's folders: an upload's temporary path becomes its file name."""
+        if isinstance(image, (str, Path)):
+            message = message.replace(str(Path(image)), Path(image).name)
+        return message.replace(str(self.out_root), "the demo's result folder")
 
 
 def build_app(backend: DemoBackend, examples: list[list]):
@@ -204,14 +222,31 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def check_port(host: str, port: int) -> None:
+    """CarError unless `host:port` can be served (checked before any model loads)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server binds: a listener still blocks it
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            why = "already in use" if err.errno == errno.EADDRINUSE else (err.strerror or str(err)).lower()
+            raise CarError(f"Cannot serve on {host}:{port}: {why}; choose another --port (or stop the program "
+                           f"using it).") from None
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Serve until interrupted (Ctrl-C or SIGTERM); the temporary folder of results is removed on the way out."""
     args = build_parser().parse_args(argv)
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")  # offline: no telemetry or version check
+    work = None
+    previous = signal.signal(signal.SIGTERM, _interrupt)  # a plain kill also cleans up
     try:
         try:
             import gradio as gr
         except ImportError:
             raise CarError('car-demo needs Gradio: pip install "car-bench[demo]".') from None
+        check_port(args.host, args.port)
         seg = CarSegmenter.from_profile(args.profile, args.backbone, args.set, args.weights, args.device)
         work = Path(tempfile.mkdtemp(prefix="car-demo-"))
         if args.examples:
@@ -221,15 +256,31 @@ def main(argv: list[str] | None = None) -> int:
         else:
             examples = []
         app = build_app(DemoBackend(seg, work / "results"), examples)
+        theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],  # no web fonts: works offline
+                                  font_mono=["ui-monospace", "monospace"])
+        try:
+            _, url, _ = app.queue().launch(server_name=args.host, server_port=args.port, share=False, theme=theme,
+                                           show_error=True, ssr_mode=False, allowed_paths=[str(work)],
+                                           footer_links=[], prevent_thread_lock=True, quiet=True)
+        except OSError as err:  # the port was taken between the check and the launch
+            raise CarError(f"Cannot serve on {args.host}:{args.port} ({str(err).splitlines()[0]}); choose "
+                           f"another --port.") from None
+        print(f"car-demo: {url.rstrip('/')}", flush=True)  # the address the server actually owns
+        app.block_thread()  # until Ctrl-C / SIGTERM
     except CarError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
-    theme = gr.themes.Default(font=["ui-sans-serif", "system-ui", "sans-serif"],  # no web fonts: works offline
-                              font_mono=["ui-monospace", "monospace"])
-    print(f"car-demo: http://{args.host}:{args.port}", flush=True)
-    app.queue().launch(server_name=args.host, server_port=args.port, share=False, theme=theme, show_error=True,
-                       ssr_mode=False, allowed_paths=[str(work)], footer_links=[])
+    except KeyboardInterrupt:
+        pass
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+        if work is not None:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
+
+
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":

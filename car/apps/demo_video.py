@@ -70,6 +70,7 @@ def run_video(backend, video, phrases: str, eta: float, theta: float, lam: float
     summary = (f"**{record['frames']} frames{cut}**, {width}x{height} at {record['fps']:g} frames/s: "
                f"{t['frames_per_second']:.2f} frames/s segmented, {t['total']:.1f} s in all (phrases embedded "
                f"once: {t['texts']:.2f} s).")
+    summary += "".join(f"\n\nNote: {note}" for note in record["notes"])
     return files["overlay"], phrase_rows(record), [masks, files["json"]], summary
 
 
@@ -86,7 +87,7 @@ def video_section(backend, settings: list) -> None:
 
     gr.Markdown(f"### Video\nEvery frame is segmented with the phrases and the settings above (the first "
                 f"{DEMO_MAX_FRAMES} frames of a longer clip); the overlay comes back as a video.")
-    with gr.Row():
+    with gr.Row(elem_id="car-video-row"):
         with gr.Column():
             # format=None, include_audio=True: the upload as it is (PyAV decodes it; no ffmpeg command needed)
             video = gr.Video(sources=["upload"], format=None, include_audio=True, label="video",

@@ -14,26 +14,44 @@ mp4 and a JSON summary instead (car/apps/segment_video.py; needs pip install "ca
 
 IMAGE may be a file, a folder (its images, not recursive) or a glob ("photos/**/*.jpg"). The
 profile, backbone and every car.* setting come from the same configs as evaluate.py
-(car/api.py builds the segmenter with car.run.build). Bad inputs stop with one sentence and exit 2.
+(car/api/ builds the segmenter with car.run.build). Bad inputs stop with one sentence and exit 2,
+before any model loads: every image is decoded first, --out is created and written to, and files of an
+earlier run under the same names are refused unless --overwrite is given. Each file is written
+atomically (a temporary name, then a rename), so a full disk leaves no half-written result.
 """
 
 from __future__ import annotations
 
 import argparse
 import glob
-import json
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
 
-from car.api import DEFAULT_PROFILE, CarSegmenter, Segmentation, backbones, clean_phrases, profiles
+from car.api import (
+    DEFAULT_PROFILE,
+    CarSegmenter,
+    Segmentation,
+    backbones,
+    clean_phrases,
+    profiles,
+    read_image,
+)
+from car.apps.overlay import OVERLAY_MAX_PIXELS, overlay_image
 from car.apps.segment_video import VideoInputs, add_video_arguments
 from car.errors import CarError
+from car.outputs import (
+    check_output_dir,
+    refuse_existing,
+    save_image,
+    save_npz,
+    write_json,
+)
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-OVERLAY_MAX_PIXELS = 4_000_000  # the overlay PNG of a larger photo is drawn on a shrunk copy (masks stay full size)
 POST_CHOICES = ("crf", "sam", "none")
 
 
@@ -77,16 +95,11 @@ def expand_images(specs: list[str]) -> list[Path]:
 
 
 def check_readable(paths: list[Path]) -> None:
-    """Open every image's header before any model loads, so a bad file fails within a second."""
-    from PIL import Image, UnidentifiedImageError
-
+    """Decode every image fully through the one image reader (car/data/images.py) before any model
+    loads, so a truncated file, a float image outside [0, 1] or NaN pixels stop the batch within
+    seconds, not after the images before it ran."""
     for path in paths:
-        try:
-            with Image.open(path) as img:
-                img.size  # noqa: B018 (the header is parsed on open)
-        except (UnidentifiedImageError, OSError, Image.DecompressionBombError) as err:
-            why = str(err).splitlines()[0] if str(err) else type(err).__name__
-            raise CarError(f"Cannot read '{path}' as an image ({why}).") from None
+        read_image(path)
 
 
 def output_stems(paths: list[Path]) -> list[str]:
@@ -100,58 +113,40 @@ def output_stems(paths: list[Path]) -> list[str]:
     return stems
 
 
-def overlay_image(result: Segmentation, max_pixels: int = OVERLAY_MAX_PIXELS) -> np.ndarray:
-    """[h, w, 3] uint8: the masks painted over the image with each phrase's name on its region; a
-    small image is enlarged (nearest) and a very large one shrunk so that the names stay readable."""
-    from PIL import Image
-
-    from car.reporting.viz import enlarge, overlay_labels, palette_for, upscale_factor
-
-    names = ["background"] + list(result.texts)
-    image, labels = result.image, result.label_map
-    h, w = labels.shape
-    if h * w > max_pixels:
-        scale = (max_pixels / (h * w)) ** 0.5
-        size = (max(1, int(w * scale)), max(1, int(h * scale)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR, reducing_gap=3.0))
-        rows = np.minimum(((np.arange(size[1]) + 0.5) * h / size[1]).astype(np.int64), h - 1)
-        cols = np.minimum(((np.arange(size[0]) + 0.5) * w / size[0]).astype(np.int64), w - 1)
-        labels = labels[rows[:, None], cols[None, :]]
-    else:
-        k = upscale_factor(h, w)
-        image, labels = enlarge(image, k), enlarge(labels, k)
-    return overlay_labels(image, labels, names, palette_for(names))
+def image_outputs(out_dir: Path, stem: str) -> dict[str, Path]:
+    """The four files car-segment writes for one image."""
+    return {"overlay": out_dir / f"{stem}_overlay.png", "labels": out_dir / f"{stem}_labels.png",
+            "masks": out_dir / f"{stem}_masks.npz", "json": out_dir / f"{stem}.json"}
 
 
 def save_segmentation(result: Segmentation, out_dir: Path, stem: str, record: dict,
-                      overlay_max_pixels: int = OVERLAY_MAX_PIXELS) -> dict:
-    """Write the four files of one image; returns {kind: path} (also stored in the JSON). The overlay
-    of an image above `overlay_max_pixels` is drawn shrunk; labels and masks are full size."""
+                      overlay_max_pixels: int = OVERLAY_MAX_PIXELS, overwrite: bool = True) -> dict:
+    """Write the four files of one image, each atomically (car/outputs.py); returns {kind: path} (also
+    stored in the JSON). overwrite=False never replaces an existing file. The overlay of an image above
+    `overlay_max_pixels` is drawn shrunk; labels and masks are full size."""
     from PIL import Image
 
     from car.reporting.viz import label_png, palette_for
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    files = {"overlay": out_dir / f"{stem}_overlay.png", "labels": out_dir / f"{stem}_labels.png",
-             "masks": out_dir / f"{stem}_masks.npz", "json": out_dir / f"{stem}.json"}
-    Image.fromarray(overlay_image(result, overlay_max_pixels)).save(files["overlay"])
-    label_png(result.label_map.astype(np.uint8), palette_for(["background"] + list(result.texts))).save(files["labels"])
+    files = image_outputs(out_dir, stem)
+    save_image(Image.fromarray(overlay_image(result, overlay_max_pixels)), files["overlay"], overwrite)
+    save_image(label_png(result.label_map.astype(np.uint8), palette_for(["background"] + list(result.texts))),
+               files["labels"], overwrite)
     scores = np.array([np.nan if s is None else s for s in result.scores], dtype=np.float32)
-    np.savez_compressed(files["masks"], masks=result.masks, texts=np.array(result.texts), scores=scores)
+    save_npz(files["masks"], overwrite, masks=result.masks, texts=np.array(result.texts), scores=scores)
     payload = {**record, **result.to_json(), "files": {k: str(v) for k, v in files.items()}}
     payload["timings"] = {**payload["timings"], "write": round(time.perf_counter() - start, 4)}
-    files["json"].write_text(json.dumps(payload, indent=2) + "\n")
+    write_json(files["json"], payload, overwrite, indent=2)
     return {k: str(v) for k, v in files.items()}
 
 
 def phrases_from(texts: list[str] | None, text: list[str] | None) -> list[str]:
     """--texts "a,b,c" (comma-separated, repeatable) and --text "one phrase, commas kept" (repeatable)."""
     phrases = [p for group in texts or [] for p in group.split(",")] + list(text or [])
-    try:
-        return clean_phrases(phrases)
-    except CarError:
-        raise CarError('No phrase given: pass the phrases to find, e.g. --texts "cat,dog".') from None
+    if not any(p.strip() for p in phrases):
+        raise CarError('No phrase given: pass the phrases to find, e.g. --texts "cat,dog".')
+    return clean_phrases(phrases)  # at most 254, each once
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -163,7 +158,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--texts", action="append", metavar="A,B,...", help="comma-separated phrases (repeatable)")
     parser.add_argument("--text", action="append", metavar="PHRASE",
                         help="one phrase, commas kept (CaR reads 'person,people' as synonyms); repeatable")
-    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created)")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created); files of an earlier "
+                        "run with the same names are never replaced unless --overwrite is given")
+    parser.add_argument("--overwrite", action="store_true", help="replace the files an earlier run wrote under the "
+                        "same names (without it, car-segment refuses before any model loads)")
     parser.add_argument("--profile", default=DEFAULT_PROFILE,
                         help=f"dataset profile for thresholds, prompts, background words (default {DEFAULT_PROFILE})")
     parser.add_argument("--backbone", help="conf/backbone name (default: the profile's)")
@@ -183,26 +181,38 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    written = 0
     try:
         phrases = phrases_from(args.texts, args.text)
         videos = VideoInputs.from_args(args)  # video files (and --video folders), checked before the model loads
         paths = expand_images(videos.images)
         check_readable(paths)
-        out_dir = Path(args.out)
+        out_dir = check_output_dir(args.out, "--out", create=False)  # a file in the way, read-only, full: now
         stems = output_stems(videos.name_paths() + paths)
-        videos.check_outputs(out_dir, stems)
+        videos.check_outputs(out_dir, stems)  # a video's earlier outputs: refused unless --overwrite
+        if not args.overwrite:
+            earlier = [p for stem in stems[len(videos):] for p in image_outputs(out_dir, stem).values()]
+            refuse_existing(earlier, "pass --overwrite to replace them, or choose another --out")
         overrides = setting_overrides(args.theta, args.eta, args.lam, args.post, args.max_pixels) + list(args.set)
         seg = CarSegmenter.from_profile(args.profile, args.backbone, overrides, args.weights, args.device)
         from tqdm import tqdm
 
+        for note in seg.phrase_notes(phrases):  # said once here, not once per image
+            print(f"note: {note}", file=sys.stderr)
         settings = seg.settings()
         videos.run(seg, phrases, out_dir, stems, {"settings": settings, "model_load_seconds": round(seg.load_seconds, 3)})
-        for path, stem in zip(tqdm(paths, unit="image", desc="car-segment", disable=not paths), stems[len(videos):]):
-            result = seg(path, phrases)
-            save_segmentation(result, out_dir, stem, {"image": str(path), "settings": settings,
-                                                      "model_load_seconds": round(seg.load_seconds, 3)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # the API's per-call phrase notes, printed above
+            for path, stem in zip(tqdm(paths, unit="image", desc="car-segment", disable=not paths),
+                                  stems[len(videos):]):
+                result = seg(path, phrases)
+                save_segmentation(result, out_dir, stem, {"image": str(path), "settings": settings,
+                                                          "model_load_seconds": round(seg.load_seconds, 3)},
+                                  overwrite=args.overwrite)
+                written += 1
     except CarError as err:
-        print(f"error: {err}", file=sys.stderr)
+        done = f" ({written} of {len(paths)} images were written before it)." if written else ""
+        print(f"error: {str(err).rstrip('.') + done if done else err}", file=sys.stderr)
         return 2
     print(f"wrote {len(paths)} image(s){f' and {len(videos)} video(s)' if len(videos) else ''} into {out_dir}",
           file=sys.stderr)

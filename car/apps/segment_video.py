@@ -20,13 +20,16 @@ Videos need PyAV (the `video` extra): pip install "car-bench[video]".
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
+import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
-from car.apps.video import VideoSummary, iter_frames
+from car.api.video import VideoSummary, iter_frames
 from car.data.video_io import VideoSource, VideoWriter, is_video_file, open_video
 from car.errors import CarError
 from car.outputs import check_output_dir, refuse_existing, write_error, write_json
@@ -86,7 +89,10 @@ class VideoInputs:
             total = video.frame_count if self.max_frames is None else min(self.max_frames,
                                                                           video.frame_count or self.max_frames)
             with tqdm(total=total, unit="frame", desc=f"car-segment {video.name}") as progress:
-                save_video(seg, video, phrases, out_dir, stem, record, self.max_frames, progress, self.overwrite)
+                files = save_video(seg, video, phrases, out_dir, stem, record, self.max_frames, progress,
+                                   self.overwrite)
+            for note in json.loads(Path(files["json"]).read_text())["notes"]:
+                print(f"note: {note}", file=sys.stderr)
 
 
 def output_paths(out_dir: Path, stem: str) -> dict[str, Path]:
@@ -109,7 +115,7 @@ def save_video(seg, video: VideoSource, phrases: list[str], out_dir: Path, stem:
                max_frames: int | None = None, progress=None, overwrite: bool = False) -> dict:
     """Segment every frame and write the three outputs; returns {kind: path}. Everything is written
     into a temporary folder first and takes its final name only once the whole video is done."""
-    from car.apps.segment import overlay_image
+    from car.apps.overlay import overlay_image
     from car.reporting.viz import label_png, palette_for
 
     files = output_paths(check_output_dir(out_dir), stem)
@@ -123,7 +129,8 @@ def save_video(seg, video: VideoSource, phrases: list[str], out_dir: Path, stem:
         raise write_error(out_dir, err) from None
     try:
         (partial / "masks").mkdir()
-        with VideoWriter(partial / "overlay.mp4", video.fps) as overlay:
+        with VideoWriter(partial / "overlay.mp4", video.fps) as overlay, warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", UserWarning)  # notes (a truncated file ...): into the JSON, said once
             for name, result in iter_frames(seg, video, phrases, max_frames, timings):
                 tick = time.perf_counter()
                 png = partial / "masks" / f"{name}.png"
@@ -139,7 +146,9 @@ def save_video(seg, video: VideoSource, phrases: list[str], out_dir: Path, stem:
         total = time.perf_counter() - start
         timings.update(write=round(write, 4), total=round(total, 4),
                        frames_per_second_end_to_end=round(len(summary.per_frame) / max(total, 1e-9), 3))
-        payload = {**record, "video": str(video.path), "fps": video.fps, **summary.to_json(), "timings": timings,
+        payload = {**record, "video": str(video.path), "fps": video.fps, "frames_declared": video.frame_count,
+                   **summary.to_json(), "timings": timings,
+                   "notes": list(dict.fromkeys(str(w.message) for w in caught if issubclass(w.category, UserWarning))),
                    "files": {k: str(v) for k, v in files.items()}}
         _commit(video, partial, files, payload, overwrite)
     finally:

@@ -31,3 +31,26 @@ def resolve_device(name: str | None) -> str:
     elif device.type == "mps" and not torch.backends.mps.is_available():
         raise CarError(f"Device '{text}' asked for, but Apple's MPS backend is not available: use --device cpu.")
     return text
+
+
+ACCELERATORS = ("cpu", "gpu", "cuda", "mps", "auto")
+
+
+def check_accelerator(accelerator: str, devices="auto") -> None:
+    """A run's `trainer.accelerator` / `trainer.devices`, checked before any model loads (CarError)."""
+    name = str(accelerator).lower()
+    if name not in ACCELERATORS:
+        raise CarError(f"Unknown trainer.accelerator '{accelerator}': use one of {', '.join(ACCELERATORS)} "
+                       f"(or trainer=cpu / trainer=gpu).")
+    if name not in ("gpu", "cuda"):
+        return
+    import torch
+
+    count = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    if count == 0:
+        raise CarError(f"trainer.accelerator={accelerator} asks for a CUDA GPU, but this machine has none: run with "
+                       f"trainer=cpu.")
+    wanted = devices if isinstance(devices, int) and not isinstance(devices, bool) else None
+    if wanted is not None and wanted > count:
+        raise CarError(f"trainer.devices={wanted} asks for {wanted} GPUs, but this machine has {count}: "
+                       f"set trainer.devices={count} or fewer.")

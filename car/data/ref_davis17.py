@@ -172,7 +172,13 @@ class RefDavis17(Dataset):
         if (expression_set, video) in self.problems:
             raise CarError(self.problems[(expression_set, video)])
         frame_ids = self.frame_ids[video]
-        frames = np.stack([read_rgb(self._frame_dir(video) / f"{f}.jpg") for f in frame_ids])  # [T, H, W, 3]
+        images = [read_rgb(self._frame_dir(video) / f"{f}.jpg") for f in frame_ids]  # each [H, W, 3]
+        for frame_id, image in zip(frame_ids, images):
+            if image.shape != images[0].shape:
+                raise CarError(f"Ref-DAVIS17 frame {self._frame_dir(video) / f'{frame_id}.jpg'} is "
+                               f"{image.shape[1]}x{image.shape[0]} but the video's first frame is "
+                               f"{images[0].shape[1]}x{images[0].shape[0]}; re-extract (see {README}).")
+        frames = np.stack(images)  # [T, H, W, 3]
         targets = []
         for frame_id, frame in zip(frame_ids, frames):
             path = self._label_dir(video) / f"{frame_id}.png"

@@ -20,6 +20,7 @@ import contextlib
 import os
 import re
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -81,7 +82,7 @@ class VideoSource:
             for path in self.frame_files[:max_frames]:
                 yield path.stem, _read_frame(path, self.size)
             return
-        yield from _decode(self.path, max_frames)
+        yield from _decode(self.path, max_frames, self.frame_count)
 
 
 def open_video(source, fps: float | None = None) -> VideoSource:
@@ -146,8 +147,10 @@ def _read_frame(path: Path, size: tuple[int, int]) -> np.ndarray:
     return rgb
 
 
-def _decode(path: Path, max_frames: int | None) -> Iterator[tuple[str, np.ndarray]]:
-    """PyAV decoding of the first video stream -> ("00000", RGB [H, W, 3] uint8), ..."""
+def _decode(path: Path, max_frames: int | None, declared: int | None = None) -> Iterator[tuple[str, np.ndarray]]:
+    """PyAV decoding of the first video stream -> ("00000", RGB [H, W, 3] uint8), ...; a file that
+    ends before the frame count its container declares (truncated) is said in a warning, not
+    silently (an edit list can also hide frames, so it is not an error)."""
     av = _av()
     index = 0
     try:
@@ -163,6 +166,9 @@ def _decode(path: Path, max_frames: int | None) -> Iterator[tuple[str, np.ndarra
                 index += 1
     except (av.FFmpegError, OSError, ValueError) as err:
         raise CarError(f"Cannot decode '{path}' after {index} frame(s) ({_why(err)}).") from None
+    if declared and index < declared:
+        warnings.warn(f"'{path}' declares {declared} frames but only {index} could be decoded (a truncated file?); "
+                      f"the results cover those {index}.", UserWarning, stacklevel=2)
 
 
 def read_video(source, fps: float | None = None, max_frames: int | None = None) -> tuple[list[np.ndarray], float,

@@ -8,13 +8,34 @@ package's car/conf/ when installed from a wheel.
 import sys
 
 import hydra
+from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
 from car.config import CONFIG_DIR  # also registers the ${car_root:} ... resolvers
-from car.run.console import console
 from car.errors import CarError
+from car.outputs import check_output_dir
+from car.run.console import console
 from car.run.inputs import check_inputs
 from car.settings import validate
+
+
+class RunDirCheck(Callback):
+    """Hydra callback (conf/config.yaml `hydra.callbacks`): before Hydra creates the run (or sweep)
+    directory, prove it can be written, so that a read-only or full location is one sentence, exit 2."""
+
+    def on_run_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config.hydra.run.dir, "hydra.run.dir")
+
+    def on_multirun_start(self, config: DictConfig, **kwargs) -> None:
+        self._check(config.hydra.sweep.dir, "hydra.sweep.dir")
+
+    @staticmethod
+    def _check(path: str, key: str) -> None:
+        try:
+            check_output_dir(path, f"the run directory ({key})", create=False)
+        except CarError as err:
+            print(f"error: {err}", file=sys.stderr)
+            sys.exit(2)
 
 
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
@@ -23,10 +44,11 @@ def main(cfg: DictConfig) -> float:
         validate(cfg)  # conf values against car/settings.py's table, before anything heavy is imported
         check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, within seconds
         with console(verbose=bool(cfg.get("verbose", False))):  # libraries' chatter only with verbose=true
+            from car.metrics.schema import task_of
             from car.run.evaluation import evaluate
 
             metrics = evaluate(cfg)
-            return metrics["j_and_f"] if metrics.get("task") == "video" else metrics["miou"]
+            return metrics[task_of(metrics).headline]  # miou, or j_and_f for video (car/metrics/schema.py)
     except CarError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -63,8 +63,11 @@ def missing_inputs_sentence(weights: list[tuple[str, str, str]], data: str | Non
 def check_inputs(cfg: DictConfig) -> None:
     """Raise `MissingInputs` (one sentence) when a CLIP weight is missing; with it, the dataset's
     problem if it has one. Does nothing when every weight can be loaded."""
+    from car.clip.device import check_accelerator
     from car.clip.weights import missing_weights
 
+    trainer = cfg.get("trainer") or {}
+    check_accelerator(trainer.get("accelerator", "cpu"), trainer.get("devices", "auto"))  # before any model loads
     if OmegaConf.select(cfg, "method.model") is not None:
         return  # a method with its own model (method=groupvit) loads no backbone CLIP; its weights fail in one sentence
     weights = missing_weights(cfg.backbone)

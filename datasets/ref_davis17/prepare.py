@@ -11,12 +11,12 @@ Usage::
 
 ``--root`` holds (or will hold) ``DAVIS/`` and ``davis_text_annotations/``, the folder
 car.data.ref_davis17.RefDavis17 reads. Nothing is converted. Checks: ``ImageSets/2017/val.txt``
-lists the 30 DAVIS-2017 val videos (a partial tree is refused unless --allow-subset); every video
-has JPEG frames and as many ``Annotations_unsupervised`` PNGs with the same names; the decoded
-annotations are single-channel and of their frame's size; the four expression files parse (the
-loader's own rules: well-formed, non-empty, known video names) and give every val video an
-expression. Neither download has a published checksum. Exit 0 (one ``OK:`` line) or 1 (one
-``error:`` line). See datasets/ref_davis17/README.md.
+lists the 30 DAVIS-2017 val videos, 1,999 frames in all (a partial tree is refused unless
+--allow-subset); every video has JPEG frames and as many ``Annotations_unsupervised`` PNGs with
+the same names; the decoded annotations are single-channel and of their frame's size; the four
+expression files parse (the loader's own rules: well-formed, non-empty, known video names) and
+give every val video an expression. Neither download has a published checksum. Exit 0 (one
+``OK:`` line) or 1 (one ``error:`` line). See datasets/ref_davis17/README.md.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ VAL_VIDEOS = (  # DAVIS-2017 val (ImageSets/2017/val.txt), 30 videos
     "dance-twirl", "dog", "dogs-jump", "drift-chicane", "drift-straight", "goat", "gold-fish", "horsejump-high",
     "india", "judo", "kite-surf", "lab-coat", "libby", "loading", "mbike-trick", "motocross-jump",
     "paragliding-launch", "parkour", "pigs", "scooter-black", "shooting", "soapbox")
+VAL_FRAMES = 1999  # frames of the 30 val videos (4,209 more in train)
 
 
 def extract_text(path: Path, root: Path) -> tuple[Path, int]:
@@ -76,6 +77,9 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
                      what="Ref-DAVIS17", fix=fix, modes=("P", "L"), allowed=lambda v: v <= 255,
                      allowed_text="0..255", sample=sample)
         frames += len(ids)
+    if frames != VAL_FRAMES and not allow_subset:
+        raise PrepareError(f"Ref-DAVIS17 is incomplete: its {len(videos)} val videos hold {frames} frames, not "
+                           f"{VAL_FRAMES}; {fix}, or pass --allow-subset to accept a deliberate subset.")
     try:
         data = RefDavis17(root, split="val")
     except CarError as exc:

@@ -72,7 +72,8 @@ def write_outputs(scores: dict, per_frame: dict, split: str, csv_dir: Path | Non
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="car-davis", description=__doc__.split("\n\n")[0].strip("`: "))
+    parser = argparse.ArgumentParser(prog="car-davis", description="Score a results folder in DAVIS layout with the "
+                                     "DAVIS-2017 measures (J, F, J&F), as the official toolkit does.")
     parser.add_argument("--davis-root", required=True, type=Path, help="DAVIS-2017 root (ImageSets/, Annotations*/)")
     parser.add_argument("--results", required=True, type=Path, help="<results>/<sequence>/<frame>.png")
     parser.add_argument("--task", choices=TASKS, default="unsupervised",

@@ -113,8 +113,8 @@ def pairwise_scores(gt: np.ndarray, pred: np.ndarray, n_gt: int, n_pred: int, vo
                     fraction: float = BOUNDARY_FRACTION) -> tuple[np.ndarray, np.ndarray]:
     """J and F, each [P, G, T] float64, of predicted objects 1..P against ground-truth objects 1..G.
 
-    gt: [T, H, W] ground-truth ids (ids above G, void 255 among them, count as background); pred: [T, H, W] predicted ids
-    in 0..P; void: [T, H, W] bool or None. Missing objects are empty masks."""
+    gt: [T, H, W] ground-truth ids (ids above G, void 255 among them, count as background);
+    pred: [T, H, W] predicted ids in 0..P; void: [T, H, W] bool or None. Missing objects are empty masks."""
     frames, height, width = gt.shape
     kernel = disk(boundary_tolerance(height, width, fraction))
     j = np.empty((n_pred, n_gt, frames))
