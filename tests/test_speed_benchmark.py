@@ -1,6 +1,6 @@
 """The speed benchmark's parts that can be checked without the official code: FLOP floors counted
 against torch's own FLOP counter, the exclusive stage clock, the cases' resizing, and the cold
-start of the single-image path (no Lightning, peers, SAM or metrics imported)."""
+start of the single-image path (neither Lightning nor the metrics imported)."""
 
 import subprocess
 import sys
@@ -65,10 +65,9 @@ def test_case_resize_is_the_official_long_side_rule():
 
 
 def test_single_image_path_imports_no_training_or_peer_code():
-    """car-segment's cold start: Lightning, the peer methods, SAM and the metrics stay unimported."""
+    """car-segment's cold start: Lightning and the metrics (torchmetrics) stay unimported."""
     code = ("import sys, car.apps.segment, car.api, car.run.build; "
-            "print(sorted(m for m in ('pytorch_lightning', 'car.postprocess.sam', "
-            "'car.metrics', 'torchmetrics') if m in sys.modules))")
+            "print(sorted(m for m in ('pytorch_lightning', 'car.metrics', 'torchmetrics') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout
 
