@@ -131,7 +131,8 @@ def test_compare_tabulates_a_video_run_in_jf(video_run):
 
 
 def test_benchmark_grid_lists_the_papers_ref_davis17_row():
-    from car.reporting.benchmark_table import grid_markdown, run_grid
+    from car.reporting.benchmark_table import grid_markdown
+    from car.run.experiments import run_grid
 
     grid = run_grid([], ["car", "sclip", "car+sam"], ["ref_davis17"], None, published_only=True)
     assert grid["ref_davis17"]["car"]["paper"]["j_and_f"] == 30.34
