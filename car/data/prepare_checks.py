@@ -8,7 +8,7 @@ the allowed values and the image's size. Every problem is one `PrepareError` lin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -124,3 +124,14 @@ def verify_folders(tree: LabelFolders, where: Path, fix: str, allow_subset: bool
     subset = " (subset allowed)" if allow_subset else ""
     return found, (f"{tree.name} {tree.split} at {where}: {len(found)} images with {tree.labels} "
                    f"({checked} labels checked){subset}")
+
+
+def output_pairs(image_dir: Path, label_dir: Path, stems: Iterable[str], overwrite: bool = False,
+                 image_suffix: str = ".jpg", label_suffix: str = ".tif") -> list[tuple[str, Path, Path]]:
+    """(stem, image, label) of the conversions still to do (both folders are made): a stem whose image
+    and label are both written already is left out unless `overwrite`."""
+    image_dir.mkdir(parents=True, exist_ok=True)
+    label_dir.mkdir(parents=True, exist_ok=True)
+    pairs = [(stem, image_dir / f"{stem}{image_suffix}", label_dir / f"{stem}{label_suffix}") for stem in stems]
+    return [(stem, image, label) for stem, image, label in pairs
+            if overwrite or not (image.is_file() and label.is_file())]
