@@ -34,11 +34,13 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.run.build import build_car, build_crf, build_dataset, build_metric, load_backbones
+from car.clip.text import fill
 from car.config import compose
+from car.methods.car.build import build_car, build_crf
 from car.methods.car.classifier import double_softmax_scores
+from car.methods.car.text import origami
 from car.postprocess.crf import paint_label_map, semantic_masks
-from car.methods.car.text import fill, origami
+from car.run.build import build_dataset, build_metric, load_backbones
 
 GRID_CELL = 8  # pixels per token of car-tiny-vit (patch 8 on 64-px images)
 

@@ -13,8 +13,8 @@ import torch
 
 from car.errors import CarError
 from car.metrics import ReferringIoU, SemanticIoU
-from car.metrics.video import VideoMeasures
 from car.metrics.schema import SCHEMA_VERSION, TASKS, check_record, missing_scores
+from car.metrics.video import VideoMeasures
 from car.reporting.report_html import write_report
 from car.reporting.task_views import VIEWS, view_of
 

@@ -157,9 +157,9 @@ def test_duplicate_query_names_keep_their_own_indices():
 
 
 def test_bf16_autocast_runs_and_stays_close(micro_clip, voc_image):
+    from car.clip.text import TextEncoder
     from car.methods.car.classifier import MaskClassifier
     from car.methods.car.proposals import ProposalGenerator
-    from car.methods.car.text import TextEncoder
 
     image = voc_image[::4, ::4].copy()
 

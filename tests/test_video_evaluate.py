@@ -101,17 +101,21 @@ def test_rerun_in_the_same_dir_resumes_and_rewrites_the_layout(video_run, tmp_pa
     ("postprocess=sam", "SAM is not involved"),
     ("crf_workers=1", "set crf_workers=0"),
 ])
-def test_unsupported_combinations_are_one_sentence(tmp_path, override, message):
-    with pytest.raises(CarError, match=message):
+@pytest.mark.bad_input("a video dataset with a peer method, SAM or CRF workers", "car-evaluate")
+def test_unsupported_combinations_are_one_sentence(tmp_path, override, message, answer):
+    with pytest.raises(CarError, match=message) as err:
         evaluate(compose(SMALL + [override, "backbone=tiny_random"], output_dir=tmp_path))
+    answer(str(err.value))
 
 
-def test_cli_refuses_a_bad_video_setting_with_exit_2(tmp_path):
+@pytest.mark.bad_input("dataset.video.expressions=all (not a choice)", "car-evaluate")
+def test_cli_refuses_a_bad_video_setting_with_exit_2(tmp_path, answer):
     done = subprocess.run([sys.executable, "evaluate.py", "dataset=shapes_video", "dataset.video.expressions=all",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=REPO, check=False)
     assert done.returncode == 2
     assert "dataset.video.expressions='all' is not allowed; choose one of: together, separately" in done.stderr
     assert "Traceback" not in done.stderr
+    answer(f"exit {done.returncode}: {done.stderr.strip()}")
 
 
 def test_compare_tabulates_a_video_run_in_jf(video_run):

@@ -21,7 +21,7 @@ import csv
 import json
 import sys
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 from car.config import flatten
@@ -67,7 +67,7 @@ def differing_keys(configs: list[dict]) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def paper_values(dataset: str) -> tuple[float, float, float] | None:
     """(η, θ, λ) that conf/dataset/<dataset>.yaml sets (the paper's), or None if unknown."""
     from car.config import compose

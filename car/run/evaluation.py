@@ -10,12 +10,11 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
+from car.clip.text import flush_all as flush_text_caches
 from car.data.common import list_collate
 from car.data.guard import GuardedDataset
 from car.errors import CarError
-from car.methods.car.text import flush_all as flush_text_caches
-from car.methods.peers.build import run_notes as peer_run_notes
-from car.methods.peers.build import uses_backbone
+from car.methods.registry import method_of
 from car.outputs import check_output_dir
 from car.postprocess.sam import sam_record
 from car.reporting.report_html import write_report_safely
@@ -56,13 +55,13 @@ def evaluate(cfg: DictConfig) -> dict:
     check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, before any model loads
     dataset = GuardedDataset(build_dataset(cfg), cfg.get("on_bad_sample", "fail"))
     store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
-    clips = load_backbones(cfg) if uses_backbone(cfg) else (None, None)  # GroupViT brings its own model
+    method = method_of(cfg)
+    clips = load_backbones(cfg) if method.uses_backbone else (None, None)  # GroupViT brings its own model
     segmenter = build_segmenter(cfg, *clips)
-    budget = getattr(segmenter, "budget", None)  # CaR's car.max_pixels (the peers size their own input)
+    budget = segmenter.budget  # CaR's car.max_pixels (the peers size their own input)
     dataset.check = budget.check_sample if budget else None  # resize_large=false: too big is a bad sample
-    sam = getattr(segmenter, "sam_masks", None)  # SAM's automatic masks (postprocess=sam), moved with CLIP
-    models = [clip.model for clip in clips if clip is not None] + list(getattr(segmenter, "models", [])) \
-        + ([sam.sam] if sam is not None else [])
+    sam = segmenter.sam_masks  # SAM's automatic masks (postprocess=sam)
+    models = [clip.model for clip in clips if clip is not None] + list(segmenter.models)  # moved with the CLIPs
     task = task_run(cfg)  # what the task kind adds: files per sample, run fields, examples (car/run/tasks.py)
     writer = task.writer(cfg, out_dir)
     predictor = CarPredictor(segmenter, models, metric, keep_examples=cfg.num_overlays,
@@ -97,8 +96,8 @@ def evaluate(cfg: DictConfig) -> dict:
                           "car": round(car_seconds, 3), "scoring": round(time.perf_counter() - predict_done, 3)}
     metrics = build_metrics(cfg, scores, num_images=len(per_image), elapsed=time.perf_counter() - start,
                             car_seconds=car_seconds, per_image=per_image)
-    if cfg.method.name != "car":  # a peer method: what it queried (its paper row is `published`)
-        metrics.update(peer_run_notes(cfg, segmenter))
+    if method.run_notes is not None:  # a peer method: what it queried (its paper row is `published`)
+        metrics.update(method.run_notes(cfg, segmenter))
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)
         overlays = task.save_examples(examples, predictor.metric.label_names, out_dir / "overlays")

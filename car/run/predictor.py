@@ -23,6 +23,7 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 
+from car.methods.segmenter import Segmenter
 from car.run.store import DamagedPrediction
 
 log = logging.getLogger(__name__)
@@ -62,8 +63,8 @@ def metric_args(sample: dict) -> dict:
 
 
 class CarPredictor(pl.LightningModule):
-    def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0,
-                 crf_workers: int = 0, store=None, writer=None):
+    def __init__(self, segmenter: Segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric,
+                 keep_examples: int = 0, crf_workers: int = 0, store=None, writer=None):
         super().__init__()
         self.segmenter = segmenter
         self.clips = torch.nn.ModuleList(dict.fromkeys(models))  # registered so Lightning moves them

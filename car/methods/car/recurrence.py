@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from car.clip.precision import to_fp16_weights
+from car.clip.text import TextEncoder
 from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
-from car.methods.car.text import TextEncoder, origami
+from car.methods.car.text import origami
 
 
 @dataclass
