@@ -107,6 +107,14 @@ class LabelFolders:
         return self.label_dir / f"{image_id}{self.label_suffix}"
 
 
+def tif_folders(name: str, split: str, image_dir: Path, label_dir: Path, expected: int, num_classes: int,
+                ignore: int) -> LabelFolders:
+    """The detectron2 layout of the large label spaces: JPEG images, uint16 TIFF labels 0..K-1 and `ignore`."""
+    return LabelFolders(name, split, image_dir, label_dir, expected, TIF_MODES,
+                        lambda v: ((v >= 0) & (v < num_classes)) | (v == ignore), f"0..{num_classes - 1} and {ignore}",
+                        label_suffix=".tif")
+
+
 def verify_folders(tree: LabelFolders, where: Path, fix: str, allow_subset: bool, sample: int | None,
                    ids: Callable[[Path], list[str]] | None = None,
                    check_ids: Callable[[list[str]], None] | None = None) -> tuple[list[str], str]:

@@ -34,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, read_ids  # noqa: E402
-from car.data.prepare_checks import TIF_MODES, LabelFolders, output_pairs, verify_folders  # noqa: E402
+from car.data.prepare_checks import output_pairs, tif_folders, verify_folders  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context459/README.md"
@@ -102,9 +102,8 @@ def convert(root: Path, voc2010: Path, overwrite: bool = False, allow_subset: bo
 
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     fix = f"run 'python datasets/context459/prepare.py --root {root} --voc2010 <VOC2010>' (see {README})"
-    tree = LabelFolders("Pascal Context-459", SPLIT, root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT,
-                        EXPECTED_IMAGES, TIF_MODES, lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
-                        f"0..{NUM_CLASSES - 1} and {IGNORE}", label_suffix=".tif")
+    tree = tif_folders("Pascal Context-459", SPLIT, root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT,
+                       EXPECTED_IMAGES, NUM_CLASSES, IGNORE)
     return "OK: " + verify_folders(tree, root, fix, allow_subset, sample)[1]
 
 
