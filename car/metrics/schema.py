@@ -96,6 +96,7 @@ class RunRecord(TypedDict, total=False):
     davis_results: str  # the DAVIS-layout results folder
     davis_root: str | None  # the ground truth they are scored against
     per_video_frames: dict[str, int]
+    unit_note: str  # the protocol in words (the report's score heading)
 
 
 @dataclass(frozen=True)
