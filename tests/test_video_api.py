@@ -64,7 +64,7 @@ def test_text_embeddings_once_per_video(seg, monkeypatch):
             return _original(tokens, *args, **kwargs)
 
         monkeypatch.setattr(clip.model, "encode_text", counting)
-    from car.apps.video import iter_frames, video_source
+    from car.api.video import iter_frames, video_source
 
     assert sum(1 for _ in iter_frames(fresh, video_source(clip_frames(3)), PHRASES)) == 3
     assert started["frames"] == 3 and calls
