@@ -40,14 +40,14 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
 from car.clip.load import load_clip  # noqa: E402
+from car.clip.text import TextEncoder  # noqa: E402
 from car.data.common import read_rgb  # noqa: E402
 from car.methods.car.classifier import MaskClassifier  # noqa: E402
-from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
 from car.methods.car.prompts import VisualPrompt  # noqa: E402
 from car.methods.car.proposals import ProposalGenerator  # noqa: E402
-from car.methods.car.recurrence import CaR, FP16_WEIGHTS, PRECISIONS  # noqa: E402
+from car.methods.car.recurrence import FP16_WEIGHTS, PRECISIONS, CaR  # noqa: E402
 from car.methods.car.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
-from car.methods.car.text import TextEncoder  # noqa: E402
+from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("CAR_SHARED_DATA") or REPO.parent / "shared" / "data")  # as tests/conftest.py
 VOC_DIR = SHARED_DATA / "VOCdevkit" / "VOC2012" / "JPEGImages"
@@ -244,7 +244,7 @@ def crf_overlap(args, proposal_clip, classifier_clip, images, precision: str) ->
     """The production pipeline (car/run/predictor.py) with the dense CRF in `--crf-workers` processes vs in the
     main process, on the same images; both after one warm-up image (text caches, worker start-up)."""
     from car.methods.car.segmenter import QueryPass, SemanticCaR
-    from car.metrics import ConfusionMatrix
+    from car.metrics import SemanticIoU
     from car.run.predictor import CarPredictor
 
     queries = queries_for(args.queries)
@@ -258,7 +258,7 @@ def crf_overlap(args, proposal_clip, classifier_clip, images, precision: str) ->
     models = list({id(c.model): c.model for c in (proposal_clip, classifier_clip)}.values())
 
     def predictor(workers: int) -> CarPredictor:
-        return CarPredictor(segmenter, models, ConfusionMatrix(len(queries) + 1), keep_examples=len(samples) + 1,
+        return CarPredictor(segmenter, models, SemanticIoU(len(queries) + 1), keep_examples=len(samples) + 1,
                             crf_workers=workers)
 
     segmenter(samples[0])  # warm-up image: text embeddings cached, first calls done

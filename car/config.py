@@ -56,3 +56,10 @@ def compose(overrides: list[str] | None = None, output_dir: str | None = None) -
         cfg.output_dir = str(output_dir)
         OmegaConf.set_struct(cfg, True)
     return cfg
+
+
+def flatten(node, prefix: str = "") -> dict:
+    """A nested config (plain dicts) as {"a.b.c": leaf}; `prefix` is put before every key."""
+    if not isinstance(node, dict):
+        return {prefix: node}
+    return {k: v for key, value in node.items() for k, v in flatten(value, f"{prefix}.{key}" if prefix else key).items()}

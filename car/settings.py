@@ -27,7 +27,9 @@ from car.errors import CarError
 # The visual prompt types (car.methods.car.prompts.PROMPT_ORDER, kept equal by tests/test_settings.py;
 # not imported so that validation never imports torch).
 PROMPT_TYPES = ("blur", "gray", "black", "circle", "rectangle", "contour")
-METHODS = ("car", "maskclip", "sclip", "clearclip", "naclip", "groupvit")  # conf/method/*.yaml
+PEER_METHODS = ("maskclip", "sclip", "clearclip", "naclip")  # training-free CLIPs: one changed last block
+OTHER_METHODS = ("groupvit",)  # with their own model (method.model), not the backbone's CLIP
+METHODS = ("car", *PEER_METHODS, *OTHER_METHODS)  # conf/method/*.yaml; car/methods/registry.py builds each
 ATTENTION_KINDS = ("qk", "value", "csa", "qq", "kk_gaussian")  # car.methods.peers.attention
 PRECISIONS = ("fp32", "bf16", "fp16")  # autocast (peer methods; CaR too)
 CAR_PRECISIONS = (*PRECISIONS, "fp16_weights")  # + the official CUDA mode (Q32, car/clip/precision.py)

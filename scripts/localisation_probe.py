@@ -31,11 +31,12 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.run.build import build_car, build_dataset, load_backbones
 from car.clip.surgery import embed_tokens, project, run_blocks
 from car.config import compose
+from car.methods.car.build import build_car
 from car.methods.car.proposals import preprocess
 from car.methods.car.text import origami
+from car.run.build import build_dataset, load_backbones
 
 
 def peak_inside(score: np.ndarray, mask: np.ndarray) -> bool:

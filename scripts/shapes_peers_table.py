@@ -4,7 +4,7 @@ methods (MaskCLIP, SCLIP, ClearCLIP, NACLIP) on the offline shapes world with th
     python scripts/shapes_peers_table.py                  # 200 val images + the CI subset
     python scripts/shapes_peers_table.py --num-images 50  # quicker; writes shapes_peers_50.* instead
 
-Every row is one `python -m car.reporting.compare` run (dataset=shapes backbone=tiny, one `evaluate` per
+Every row is one `python -m car.run.compare` run (dataset=shapes backbone=tiny, one `evaluate` per
 method). The CI subset (fewer images, every method) is stored as expected values and re-run by
 tests/test_shapes_peers_table.py, checked through `python -m car.reporting.report` within the tolerance.
 The peers' input sizes are their papers' values scaled to the tiny CLIP's 64-px training size.
@@ -24,8 +24,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.methods.peers.build import PEER_METHODS
-from car.reporting.compare import markdown, run_methods
+from car.reporting.compare import markdown
+from car.run.experiments import run_methods
+from car.settings import PEER_METHODS
 
 # The methods that run on the tiny CLIP itself (GroupViT brings its own model, none exists for shapes).
 METHODS = ("car",) + PEER_METHODS

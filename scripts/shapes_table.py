@@ -22,7 +22,8 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from car.reporting.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, expected_key, markdown_table, run_variants  # noqa: E402
+from car.reporting.ablation import expected_key, markdown_table  # noqa: E402
+from car.run.experiments import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, run_variants  # noqa: E402
 
 CI_IMAGES = 40
 CI_TOLERANCE = 1.0  # mIoU points: CPU float differences across machines move a few pixels, not points

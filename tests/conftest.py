@@ -34,6 +34,13 @@ def load_script(path: Path, name: str):
     return module
 
 
+def run_script(script, argv, capsys) -> tuple[int, str, str]:
+    """(exit code, stdout, stderr) of a loaded script's main(argv) (paths may be given as Path)."""
+    code = script.main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
 def has_shared_data(part: str = "VOCdevkit/VOC2012") -> bool:
     return (SHARED_DATA / part).exists()
 

@@ -57,8 +57,8 @@ def test_path_pil_and_array_agree(seg, tmp_path):
 
 def test_same_path_as_evaluate():
     """The API and evaluate.py's builders give the same label map for the dataset's own queries."""
-    from car.run.build import build_segmenter, load_backbones
     from car.config import compose
+    from car.run.build import build_segmenter, load_backbones
 
     cfg = compose(["dataset=shapes"])
     segmenter = build_segmenter(cfg, *load_backbones(cfg))

@@ -12,9 +12,9 @@ import pytest
 
 from car.data.archives import (
     PrepareError,
-    check_md5,
+    check_digest,
+    digest_of,
     evenly_spaced,
-    md5_of,
     read_ids,
     safe_extract_tar,
     safe_extract_zip,
@@ -49,24 +49,15 @@ def test_md5_is_streamed_and_mismatch_names_both_digests(tmp_path):
     data = bytes(range(256)) * 5000
     f.write_bytes(data)
     want = hashlib.md5(data).hexdigest()
-    assert md5_of(f, chunk_size=1000) == want
-    check_md5(f, want, "blob.tar")  # no error
+    assert digest_of(f, chunk_size=1000) == want
+    assert digest_of(f, "sha1") == hashlib.sha1(data).hexdigest()
+    check_digest(f, want, "blob.tar")  # no error
     with pytest.raises(PrepareError) as exc:
-        check_md5(f, "0" * 32, "blob.tar")
+        check_digest(f, "0" * 32, "blob.tar")
     assert str(exc.value) == (
         f"md5 mismatch for {f}: got {want}, expected {'0' * 32} for blob.tar; the download is corrupt or a "
         f"different file (download it again, or pass --skip-md5 if intended)."
     )
-
-
-def test_tar_md5_is_checked_before_extracting(tmp_path):
-    tar_path = _tar(tmp_path / "a.tar", _file("d/ok.txt"))
-    dest = tmp_path / "out"
-    with pytest.raises(PrepareError, match="md5 mismatch"):
-        safe_extract_tar(tar_path, dest, name="a.tar", readme=README, md5="0" * 32)
-    assert not dest.exists()
-    assert safe_extract_tar(tar_path, dest, name="a.tar", readme=README, md5=md5_of(tar_path)) == 1
-    assert (dest / "d" / "ok.txt").read_bytes() == b"x"
 
 
 def test_missing_archive(tmp_path):

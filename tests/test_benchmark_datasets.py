@@ -22,7 +22,7 @@ from car.data.cityscapes import TRAIN_LABEL_IDS, Cityscapes
 from car.data.coco_stuff import COCOStuff
 from car.data.context459 import PascalContext459
 from car.errors import CarError
-from tests.conftest import SHARED_DATA, load_script, needs_shared_data
+from tests.conftest import SHARED_DATA, load_script, needs_shared_data, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(0)
@@ -260,27 +260,21 @@ def test_ignore_index_inside_the_label_space_is_refused(tmp_path):
 # ------------------------------------------------------------------------------- preparation scripts
 
 
-def run(script, argv, capsys):
-    code = script.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 def test_prepare_ade150_counts_checksum_and_values(tmp_path, capsys):
     prepare = prepare_script("ade150")
     ade150_tree(tmp_path, n=3)
-    code, _, err = run(prepare, ["--data-root", tmp_path], capsys)
+    code, _, err = run_script(prepare, ["--data-root", tmp_path], capsys)
     assert code == 1 and "holds 3 of 2000 images" in err and "--allow-subset" in err  # a partial tree is refused
-    code, out, _ = run(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
+    code, out, _ = run_script(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
     assert code == 0 and out.startswith("OK: ADE20K-150 validation") and "3 images" in out
     write_label(tmp_path / "ADEChallengeData2016" / "annotations" / "validation" / "ADE_val_00000002.png",
                 striped([1, 151]))
-    code, _, err = run(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
+    code, _, err = run_script(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
     assert code == 1 and "values [151] outside 0..150" in err
     fake = tmp_path / "ADEChallengeData2016.zip"
     with zipfile.ZipFile(fake, "w") as zf:
         zf.writestr("ADEChallengeData2016/objectInfo150.txt", "x")
-    code, _, err = run(prepare, ["--data-root", tmp_path / "new", "--zip", fake], capsys)
+    code, _, err = run_script(prepare, ["--data-root", tmp_path / "new", "--zip", fake], capsys)
     assert code == 1 and err.startswith("error: sha1 mismatch") and "219e1696abb36c8ba3a3afe7fb2f4b4606a897c7" in err
     assert err.count("\n") == 1
 
@@ -288,17 +282,17 @@ def test_prepare_ade150_counts_checksum_and_values(tmp_path, capsys):
 def test_prepare_cityscapes_checks_cities_and_md5(tmp_path, capsys):
     prepare = prepare_script("cityscapes")
     cityscapes_tree(tmp_path)
-    code, _, err = run(prepare, ["--data-root", tmp_path], capsys)
+    code, _, err = run_script(prepare, ["--data-root", tmp_path], capsys)
     assert code == 1 and "holds 2 of 500 images" in err
-    code, out, _ = run(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
+    code, out, _ = run_script(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
     assert code == 0 and "2 images with gtFine labels" in out
     (tmp_path / "cityscapes" / "gtFine" / "val" / "lindau" / "lindau_000000_000000_gtFine_labelIds.png").unlink()
-    code, _, err = run(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
+    code, _, err = run_script(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
     assert code == 1 and "1 of 2 missing" in err
     fake = tmp_path / "gtFine_trainvaltest.zip"
     with zipfile.ZipFile(fake, "w") as zf:
         zf.writestr("gtFine/val/x.txt", "x")
-    code, _, err = run(prepare, ["--data-root", tmp_path / "new", "--gtfine-zip", fake], capsys)
+    code, _, err = run_script(prepare, ["--data-root", tmp_path / "new", "--gtfine-zip", fake], capsys)
     assert code == 1 and "md5 mismatch" in err and "4237c19de34c8a376e9ba46b495d6f66" in err
 
 
@@ -311,9 +305,9 @@ def test_prepare_ade847_converts_a_seg_png_and_verifies(tmp_path, capsys):
     seg[:, :350, 0], seg[:, :350, 1] = 2978 // 256 * 10, 2978 % 256  # wall (train id 0)
     seg[:, 350:, 0], seg[:, 350:, 1] = 30, 9  # object class 3 * 256 + 9 = 777: not among the 847
     Image.fromarray(seg).save(folder / "ADE_val_00000001_seg.png")
-    code, _, err = run(prepare, ["--root", root], capsys)
+    code, _, err = run_script(prepare, ["--root", root], capsys)
     assert code == 1 and "holds 1 of 2000 images" in err  # converted, then the partial tree refused
-    code, out, _ = run(prepare, ["--root", root, "--verify-only", "--allow-subset"], capsys)
+    code, out, _ = run_script(prepare, ["--root", root, "--verify-only", "--allow-subset"], capsys)
     assert code == 0 and out.startswith("OK: ADE-847 validation")
     label = np.array(Image.open(root / "annotations_detectron2" / "validation" / "ADE_val_00000001.tif"))
     assert label.shape == (512, 597) and label.dtype == np.uint16  # 700 / 600 * 512 = 597.3
@@ -333,9 +327,9 @@ def test_prepare_context459_converts_label_maps(tmp_path, capsys):
     (voc / "trainval").mkdir()
     savemat(voc / "trainval" / "2008_000002.mat", {"LabelMap": striped([0, 1, 459]).astype(np.uint16)})
     root = tmp_path / "pascal_ctx_d2"
-    code, _, err = run(prepare, ["--root", root, "--voc2010", voc], capsys)
+    code, _, err = run_script(prepare, ["--root", root, "--voc2010", voc], capsys)
     assert code == 1 and "lists 1 of 5105 val ids" in err
-    code, out, _ = run(prepare, ["--root", root, "--voc2010", voc, "--allow-subset"], capsys)
+    code, out, _ = run_script(prepare, ["--root", root, "--voc2010", voc, "--allow-subset"], capsys)
     assert code == 0 and "1 images with labels" in out
     label = np.array(Image.open(root / "annotations_ctx459" / "validation" / "2008_000002.tif"))
     assert (label[0, 0], label[0, 30], label[0, 63]) == (65535, 0, 458)
@@ -345,11 +339,11 @@ def test_prepare_context459_converts_label_maps(tmp_path, capsys):
 @needs_coco
 def test_prepare_coco_stuff_refuses_a_partial_tree_and_foreign_maps(coco_stuff_tree, capsys):
     prepare = prepare_script("coco_stuff")
-    code, _, err = run(prepare, ["--root", coco_stuff_tree, "--verify-only"], capsys)
+    code, _, err = run_script(prepare, ["--root", coco_stuff_tree, "--verify-only"], capsys)
     assert code == 1 and "holds 3 of 5000 images" in err
-    code, out, _ = run(prepare, ["--root", coco_stuff_tree, "--verify-only", "--allow-subset"], capsys)
+    code, out, _ = run_script(prepare, ["--root", coco_stuff_tree, "--verify-only", "--allow-subset"], capsys)
     assert code == 0 and "3 images with labels (3 labels checked)" in out
     bad = coco_stuff_tree / "annotations" / "val2017" / "000000039769.png"
     Image.fromarray(np.full((480, 640), 200, dtype=np.uint8)).save(bad)
-    code, _, err = run(prepare, ["--root", coco_stuff_tree, "--allow-subset", "--overwrite"], capsys)
+    code, _, err = run_script(prepare, ["--root", coco_stuff_tree, "--allow-subset", "--overwrite"], capsys)
     assert code == 1 and "values [200] are not COCO-Stuff labels" in err

@@ -1,6 +1,6 @@
 """End to end on the rest of the benchmark suite (issue #21): every new dataset config through the real
 Hydra configs, Lightning module and metrics, with the tiny and the random micro backbones, one small
-image per run (plumbing, not accuracy); and the full comparison table of car.reporting.compare."""
+image per run (plumbing, not accuracy); and the full comparison table of car.run.compare."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ import json
 
 import pytest
 
-from car.methods.peers.build import PEER_METHODS
-from car.reporting.benchmark_table import BENCHMARKS
-from car.reporting.compare import main as compare_main
 from car.config import compose
+from car.reporting.benchmark_table import BENCHMARKS
+from car.run.compare import main as compare_main
 from car.run.evaluation import evaluate
+from car.settings import PEER_METHODS
 from tests.conftest import SHARED_DATA, needs_shared_data
 from tests.test_benchmark_datasets import ade150_tree, ade847_tree, cityscapes_tree, context459_tree
 

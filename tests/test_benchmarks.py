@@ -4,10 +4,9 @@ import json
 import subprocess
 import sys
 
-from tests.conftest import REPO
-
-
 import pytest
+
+from tests.conftest import REPO
 
 
 @pytest.mark.slow

@@ -62,7 +62,7 @@ def test_classifier_rounds_its_positional_table_like_the_proposals(micro_clip):
     batch = torch.stack([classifier_preprocess(im, micro_clip) for im in images])
     torch.testing.assert_close(rounded, encode_cls(micro_clip.visual, batch, True, fp16_round=True), rtol=0, atol=0)
 
-    from car.run.build import build_car
+    from car.methods.car.build import build_car
 
     for flag in (True, False):
         cfg = compose(["backbone=micro_random", f"car.quirks.posemb_fp16_round={str(flag).lower()}"])

@@ -11,6 +11,7 @@ import json
 import shutil
 import subprocess
 import sys
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +20,7 @@ from PIL import Image
 
 from car.data.coco_object import COCOObject
 from car.errors import CarError
-from tests.conftest import SHARED_DATA, load_script, needs_shared_data
+from tests.conftest import SHARED_DATA, load_script, needs_shared_data, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "coco_object" / "prepare.py"
@@ -29,17 +30,10 @@ IDS = ["000000039769", "000000142238", "000000439180"]
 needs_sample = needs_shared_data("coco/images/val2017")
 
 
-def _load():
-    return load_script(SCRIPT, "car_coco_object_prepare")
+prepare = load_script(SCRIPT, "car_coco_object_prepare")
 
 
-prepare = _load()
-
-
-def run_main(argv, capsys):
-    code = prepare.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run_main = partial(run_script, prepare)  # (argv, capsys) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture
@@ -57,7 +51,8 @@ def raw_tree(tmp_path):
 @pytest.fixture
 def converted_tree(raw_tree):
     for i in IDS:
-        shutil.copy(SAMPLE / "annotations" / "val2017" / f"{i}_instanceTrainIds.png", raw_tree / "annotations" / "val2017")
+        shutil.copy(SAMPLE / "annotations" / "val2017" / f"{i}_instanceTrainIds.png",
+                    raw_tree / "annotations" / "val2017")
     return raw_tree
 
 
@@ -213,7 +208,8 @@ def test_loader_missing_root(tmp_path):
 
 @needs_sample
 def test_loader_missing_label_file(raw_tree):
-    with pytest.raises(CarError, match=r"3 of 3 COCO-Object label file\(s\) are missing.*datasets/coco_object/README.md"):
+    missing = r"3 of 3 COCO-Object label file\(s\) are missing.*datasets/coco_object/README.md"
+    with pytest.raises(CarError, match=missing):
         COCOObject(raw_tree)
 
 

@@ -3,9 +3,11 @@
 import pytest
 import yaml
 
-from car.reporting.comparability import comparability, dataset_files
 from car.config import compose
-from car.reporting.results import comparison_table, delta_cell, published_row, run_notes
+from car.reporting.comparability import comparability, dataset_files
+from car.reporting.results import published_row, run_notes
+from car.reporting.tables import comparison_table, delta_cell
+from car.reporting.task_views import view_of
 
 
 def verdict(overrides, skipped=0):
@@ -80,7 +82,9 @@ def test_delta_only_when_comparable():
     cell = delta_cell(metrics_for({"comparable": False, "reason": "a subset of the images (dataset.limit=2)"}))
     assert cell == "not comparable (a subset of the images (dataset.limit=2))"
     assert delta_cell(metrics_for({"comparable": False, "reason": "no published number for voc"}, paper=None)) == "—"
-    table = comparison_table(metrics_for({"comparable": False, "reason": "random weights"}))
+    metrics = metrics_for({"comparable": False, "reason": "random weights"})
+    table = view_of(metrics).console(metrics)  # the semantic view's console: this table (no per-class IoU)
+    assert table == comparison_table(metrics, "gt_present")
     assert "| 67.6 | not comparable (random weights) |" in table and "-7.60" not in table
 
 

@@ -1,16 +1,18 @@
-"""`python -m car.reporting.compare`: every method through the real evaluate path, one table with both rules."""
+"""`python -m car.run.compare`: every method through the real evaluate path, one table with both rules."""
 
 import json
 
 import torch
 
 from car.reporting import compare
+from car.run.compare import main as compare_main
+from car.settings import METHODS
 
 
 def test_compare_all_methods_on_a_few_shapes_images(tmp_path):
     out = tmp_path / "table" / "compare_shapes.md"
-    methods = [m if m != "groupvit" else "groupvit_micro_random" for m in compare.METHODS]  # no GroupViT weights here
-    status = compare.main(["dataset.loader.num_images=2", "num_overlays=0", "trainer.enable_progress_bar=false",
+    methods = [m if m != "groupvit" else "groupvit_micro_random" for m in METHODS]  # no GroupViT weights here
+    status = compare_main(["dataset.loader.num_images=2", "num_overlays=0", "trainer.enable_progress_bar=false",
                            "--methods", ",".join(methods), "--runs-dir", str(tmp_path / "runs"), "--out", str(out)])
     assert status == 0
     payload = json.loads(out.with_suffix(".json").read_text())
@@ -27,7 +29,7 @@ def test_compare_all_methods_on_a_few_shapes_images(tmp_path):
 
 
 def test_a_method_that_cannot_run_is_a_row_and_exit_status_1(tmp_path):
-    status = compare.main(["dataset=voc", f"paths.data_root={tmp_path / 'nothing'}", "--methods", "sclip",
+    status = compare_main(["dataset=voc", f"paths.data_root={tmp_path / 'nothing'}", "--methods", "sclip",
                            "--runs-dir", str(tmp_path / "runs")])
     assert status == 1
     payload = json.loads((tmp_path / "runs" / "compare.json").read_text())
@@ -60,13 +62,18 @@ def test_protocol_differences_are_listed():
 
 
 def _voc20_scores(*overrides: str) -> dict:
-    """semantic_scores of a 3-class VOC-20-style run on one matrix with foreground predicted as background."""
+    """The run's metric's scores, a 3-class VOC-20-style run on one matrix with foreground predicted as background."""
     from car.config import compose
-    from car.run.evaluation import semantic_scores
+    from car.run.build import build_metric
 
-    confmat = torch.tensor([[5, 1, 0], [2, 3, 0], [1, 0, 4]])  # [K, K], rows = ground truth
     cfg = compose(["dataset=voc20", "dataset.num_classes=3", "dataset.class_names=[bg,a,b]", *overrides])
-    return semantic_scores(cfg, confmat)
+    confmat = [[5, 1, 0], [2, 3, 0], [1, 0, 4]]  # [K, K], rows = ground truth
+    pairs = [(gt, pred) for gt, row in enumerate(confmat) for pred, count in enumerate(row) for _ in range(count)]
+    target, pred = torch.tensor(pairs).T  # [P] each: one pixel per counted (gt, pred) pair
+    metric = build_metric(cfg)
+    metric.update(pred[None], target[None])
+    assert metric.confmat.tolist() == confmat
+    return metric.compute()
 
 
 def _rules(row_only: str) -> set[str]:

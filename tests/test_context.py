@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import sys
 import types
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from PIL import Image
 
 from car.data.context import PascalContext
 from car.errors import CarError
-from tests.conftest import SHARED_DATA, load_script
+from tests.conftest import SHARED_DATA, load_script, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "context" / "prepare.py"
@@ -32,17 +33,10 @@ MMSEG_UNSORTED = [
 ]
 
 
-def _load():
-    return load_script(SCRIPT, "car_context_prepare")
+prepare = load_script(SCRIPT, "car_context_prepare")
 
 
-prepare = _load()
-
-
-def run_main(argv, capsys):
-    code = prepare.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run_main = partial(run_script, prepare)  # (argv, capsys) -> (exit code, stdout, stderr)
 
 
 # ---------------------------------------------------------------------------------------- mapping
@@ -255,7 +249,8 @@ def test_loader_missing_label_dir_and_file(voc2010):
         PascalContext(voc2010)
     _write_labels(voc2010, ["2008_000002", "2008_000007"])
     (voc2010 / "SegmentationClassContext" / "2008_000007.png").unlink()
-    with pytest.raises(CarError, match=r"1 file\(s\) listed in the Pascal Context val split are missing.*2008_000007.png"):
+    missing = r"1 file\(s\) listed in the Pascal Context val split are missing.*2008_000007.png"
+    with pytest.raises(CarError, match=missing):
         PascalContext(voc2010)
 
 

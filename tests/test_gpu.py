@@ -18,11 +18,11 @@ import pytest
 import torch
 
 from car.clip.load import load_clip
+from car.clip.text import TextEncoder
 from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
-from car.methods.car.text import TextEncoder
 from tests.conftest import SHARED_DATA, require_shared_data
 
 pytestmark = pytest.mark.gpu

@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 import torch
 
-from car.methods.peers.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
-from car.methods.peers.segmenter import InputGeometry
 from car.config import compose
 from car.errors import CarError
+from car.methods.peers.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
+from car.methods.peers.segmenter import InputGeometry
 from car.run.evaluation import evaluate
 from tests.conftest import SHARED_DATA, require_shared_data
 

@@ -6,16 +6,16 @@ import numpy as np
 import pytest
 import torch
 
-from car.metrics import ConfusionMatrix, protocol_name, segmentation_scores
+from car.metrics import SemanticIoU, protocol_name, segmentation_scores
 
 IGN = 255
 
 
 def confmat_of(pred, target, num_classes):
     """Confusion matrix of one update (lists are turned into int64 tensors)."""
-    metric = ConfusionMatrix(num_classes)
+    metric = SemanticIoU(num_classes)
     metric.update(torch.as_tensor(pred), torch.as_tensor(target))
-    return metric.compute()
+    return metric.confmat
 
 
 # --- Example 1: 3 classes, ignore pixels -----------------------------------------------------
@@ -58,21 +58,21 @@ def test_scores_accept_numpy_and_default_names():
 
 def test_confmat_reads_its_ignore_index():
     """Pixels whose target is `ignore_index` are not counted, whatever its value (here 0)."""
-    metric = ConfusionMatrix(3, ignore_index=0)
+    metric = SemanticIoU(3, ignore_index=0)
     # (gt, pred): (0,0) (0,1) ignored; (1,2) and (2,1) counted
     metric.update(torch.tensor([[0, 1, 2, 1]]), torch.tensor([[0, 0, 1, 2]]))
-    assert metric.compute().tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0]]
+    assert metric.confmat.tolist() == [[0, 0, 0], [0, 0, 1], [0, 1, 0]]
     with pytest.raises(ValueError, match=r"target values must be in \[0, 3\) or the ignore index 0, found \[255\]"):
         metric.update(torch.tensor(EX1_PRED), torch.tensor(EX1_TARGET))  # 255 is not ignored here
 
 
 def test_confmat_refuses_out_of_range_targets_other_than_the_ignore_index():
-    metric = ConfusionMatrix(3)  # ignore_index=255
+    metric = SemanticIoU(3)  # ignore_index=255
     with pytest.raises(ValueError, match=r"target values .* found \[3, 7\]"):
         metric.update(torch.tensor([[0, 1, 2, 0]]), torch.tensor([[0, 3, 7, IGN]]))
-    everything = ConfusionMatrix(3, ignore_index=None)
+    everything = SemanticIoU(3, ignore_index=None)
     everything.update(torch.tensor([[0, 1]]), torch.tensor([[0, 2]]))
-    assert everything.compute().tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
+    assert everything.confmat.tolist() == [[1, 0, 0], [0, 0, 0], [0, 1, 0]]
 
 
 # --- Example 2: 4 classes; class 2 predicted but absent from GT; class 3 absent from both ------
@@ -168,29 +168,29 @@ BATCH_B = (torch.tensor([[[0, 0], [0, 0]]]), torch.tensor([[[0, 0], [0, 1]]]))
 
 
 def test_accumulation_is_dataset_wide_not_per_batch_mean():
-    metric = ConfusionMatrix(num_classes=2)
+    metric = SemanticIoU(num_classes=2)
     per_batch_mious = []
     for pred, target in (BATCH_A, BATCH_B):
         metric.update(pred, target)
         per_batch_mious.append(segmentation_scores(confmat_of(pred, target, 2))["miou"])
     assert per_batch_mious == pytest.approx([100.0, 37.5])
 
-    assert metric.compute().tolist() == [[3, 0], [1, 4]]
-    assert segmentation_scores(metric.compute())["miou"] == pytest.approx(77.5)
+    assert metric.confmat.tolist() == [[3, 0], [1, 4]]
+    assert metric.compute()["miou"] == pytest.approx(77.5)  # the metric's own scores, from the whole matrix
     assert sum(per_batch_mious) / 2 == pytest.approx(68.75)  # the wrong number
 
-    concatenated = ConfusionMatrix(num_classes=2)
+    concatenated = SemanticIoU(num_classes=2)
     concatenated.update(torch.cat([BATCH_A[0], BATCH_B[0]]), torch.cat([BATCH_A[1], BATCH_B[1]]))
-    assert torch.equal(concatenated.compute(), metric.compute())
+    assert torch.equal(concatenated.confmat, metric.confmat)
 
 
 def test_reset_clears_the_matrix():
-    metric = ConfusionMatrix(num_classes=3)
+    metric = SemanticIoU(num_classes=3)
     metric.update(torch.tensor(EX1_PRED), torch.tensor(EX1_TARGET))
     metric.reset()
     assert metric.confmat.tolist() == [[0] * 3] * 3
     metric.update(torch.tensor(EX1_PRED), torch.tensor(EX1_TARGET))
-    assert metric.compute().tolist() == EX1_CONFMAT
+    assert metric.confmat.tolist() == EX1_CONFMAT
 
 
 def test_merging_two_rank_states_equals_one_metric():
@@ -199,16 +199,16 @@ def test_merging_two_rank_states_equals_one_metric():
     target[:, 0, :] = IGN
     pred = torch.randint(0, 4, (6, 5, 7), generator=generator)
 
-    whole = ConfusionMatrix(num_classes=4)
+    whole = SemanticIoU(num_classes=4)
     whole.update(pred, target)
-    rank0, rank1 = ConfusionMatrix(num_classes=4), ConfusionMatrix(num_classes=4)
+    rank0, rank1 = SemanticIoU(num_classes=4), SemanticIoU(num_classes=4)
     rank0.update(pred[:2], target[:2])
     rank1.update(pred[2:], target[2:])
 
-    assert torch.equal(rank0.confmat + rank1.confmat, whole.compute())  # what DDP's "sum" reduce does
+    assert torch.equal(rank0.confmat + rank1.confmat, whole.confmat)  # what DDP's "sum" reduce does
     rank0.merge_state(rank1)
-    assert torch.equal(rank0.compute(), whole.compute())
-    assert int(whole.compute().sum()) == 6 * 4 * 7  # every non-ignored pixel counted once
+    assert rank0.compute() == whole.compute()
+    assert int(whole.confmat.sum()) == 6 * 4 * 7  # every non-ignored pixel counted once
 
 
 def test_matches_brute_force_count():
@@ -226,13 +226,13 @@ def test_matches_brute_force_count():
 # --- Errors ----------------------------------------------------------------------------------
 @pytest.mark.parametrize("bad_value", [3, -1])
 def test_prediction_out_of_range_raises(bad_value):
-    metric = ConfusionMatrix(num_classes=3)
+    metric = SemanticIoU(num_classes=3)
     with pytest.raises(ValueError, match="prediction values"):
         metric.update(torch.tensor([[0, bad_value]]), torch.tensor([[0, 1]]))
 
 
 def test_shape_mismatch_and_float_inputs_raise():
-    metric = ConfusionMatrix(num_classes=3)
+    metric = SemanticIoU(num_classes=3)
     with pytest.raises(ValueError, match="same shape"):
         metric.update(torch.zeros(2, 3, dtype=torch.long), torch.zeros(3, 2, dtype=torch.long))
     with pytest.raises(ValueError, match="integer"):

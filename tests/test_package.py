@@ -16,7 +16,7 @@ import pytest
 
 from car.config import CONFIG_DIR, FROM_CHECKOUT, REPO_ROOT, RESULTS_DIR, compose
 
-SCRIPTS = {"car-evaluate": "car.run.cli:main", "car-report": "car.reporting.report:main", "car-compare": "car.reporting.compare:main",
+SCRIPTS = {"car-evaluate": "car.run.cli:main", "car-report": "car.reporting.report:main", "car-compare": "car.run.compare:main",
            "car-sweep": "car.reporting.sweep:main", "car-report-html": "car.reporting.report_html:main",
            "car-segment": "car.apps.segment:main", "car-demo": "car.apps.demo:main",
            "car-davis": "car.metrics.davis.cli:main"}

@@ -7,13 +7,13 @@ import pytest
 import torch
 from torch import nn
 
+from car.clip.surgery import block_forward
 from car.methods.peers.attention import (
     attention_weights,
     changed_last_block,
     neighbourhood_bias,
 )
 from car.methods.peers.features import LastBlock, dense_embeddings
-from car.clip.surgery import block_forward
 
 
 class OneHeadBlock(nn.Module):

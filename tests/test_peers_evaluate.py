@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from car.methods.peers.build import PEER_METHODS
 from car.config import compose
 from car.errors import CarError
 from car.run.evaluation import evaluate
+from car.settings import PEER_METHODS
 from tests.conftest import SHARED_DATA, require_shared_data
 
 QUIET = ["logger=none", "num_overlays=0", "trainer.enable_progress_bar=false"]

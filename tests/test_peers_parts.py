@@ -6,6 +6,8 @@ import numpy as np
 import pytest
 import torch
 
+from car.clip.text import TextEncoder
+from car.errors import CarError
 from car.methods.peers.decision import class_probabilities, label_map
 from car.methods.peers.features import LastBlock, patch_logits
 from car.methods.peers.pamr import affinity, pamr
@@ -23,8 +25,6 @@ from car.methods.peers.text import (
     read_names_file,
     resolve_templates,
 )
-from car.errors import CarError
-from car.methods.car.text import TextEncoder
 from tests.conftest import require_shared_data
 
 # --- PAMR ---------------------------------------------------------------------------------------------

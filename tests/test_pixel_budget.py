@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from car.run.build import build_segmenter, load_backbones
 from car.config import compose
 from car.errors import CarError
-from car.run.evaluation import evaluate
 from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
+from car.run.build import build_segmenter, load_backbones
+from car.run.evaluation import evaluate
 
 BIG = (4000, 6000)  # H, W of a 24-megapixel photo
 # the tiny CLIP has 8-px patches: max_pixels=65,536 (at 16-px patches) lets it run at 16,384 px

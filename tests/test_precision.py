@@ -11,12 +11,12 @@ import torch
 
 from car.clip.load import load_clip
 from car.clip.precision import to_fp16_weights
+from car.clip.text import TextEncoder
 from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
 from car.methods.car.reference import ReferenceMaskClassifier, ReferenceProposalGenerator
-from car.methods.car.text import TextEncoder
 
 QUERIES = ["bicycle", "person", "dog", "car", "sky", "cat"]
 

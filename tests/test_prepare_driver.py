@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from car.data.archives import PrepareError, md5_of
+from car.data.archives import PrepareError, digest_of
 from car.data.prepare_driver import Archive, Preparation, build_parser, run
 
 
@@ -43,7 +43,7 @@ def toy(digest: str | None, steps: list) -> Preparation:
 def test_extract_convert_verify_in_order(tmp_path, capsys):
     archive = make_zip(tmp_path / "toy.zip")
     steps = []
-    code = run(toy(md5_of(archive), steps), ["--root", str(tmp_path / "root"), "--zip", str(archive),
+    code = run(toy(digest_of(archive), steps), ["--root", str(tmp_path / "root"), "--zip", str(archive),
                                               "--allow-subset", "--sample", "3", "--overwrite"])
     out, err = capsys.readouterr()
     assert code == 0, err

@@ -11,13 +11,14 @@ import shutil
 import subprocess
 import sys
 import tarfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from tests.conftest import SHARED_DATA, load_script, needs_shared_data
+from tests.conftest import SHARED_DATA, load_script, needs_shared_data, run_script
 
 REPO = Path(__file__).resolve().parents[1]
 SCRIPT = REPO / "datasets" / "voc" / "prepare.py"
@@ -26,17 +27,10 @@ SAMPLE_VOC = SHARED_DATA / "VOCdevkit" / "VOC2012"
 needs_sample = needs_shared_data()
 
 
-def _load():
-    return load_script(SCRIPT, "car_voc_prepare")
+prepare = load_script(SCRIPT, "car_voc_prepare")
 
 
-prepare = _load()
-
-
-def run_main(argv, capsys):
-    code = prepare.main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
+run_main = partial(run_script, prepare)  # (argv, capsys) -> (exit code, stdout, stderr)
 
 
 @pytest.fixture

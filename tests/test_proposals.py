@@ -6,8 +6,9 @@ import torch
 import torch.nn.functional as F
 
 from car.clip.surgery import block_forward, project
+from car.clip.text import TextEncoder
 from car.methods.car.proposals import ProposalGenerator, affinity, box_mask
-from car.methods.car.text import TextEncoder, origami
+from car.methods.car.text import origami
 
 
 def reference_cam(gen, enc, texts, k):

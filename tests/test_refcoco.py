@@ -104,9 +104,9 @@ def test_process_expression():
 
 @needs_sample
 def test_gt_binary_nonempty_and_matches_annToMask():
-    from pycocotools.coco import COCO
-
     import contextlib
+
+    from pycocotools.coco import COCO
 
     with contextlib.redirect_stdout(io.StringIO()):
         coco = COCO(str(SAMPLE / "refcoco" / "instances.json"))

@@ -12,8 +12,8 @@ import pytest
 
 from car.config import compose
 from car.errors import CarError
-from car.run.evaluation import evaluate
 from car.reporting.results import load_published
+from car.run.evaluation import evaluate
 from tests.conftest import REPO, VOC_ROOT, require_shared_data
 
 SHAPES = ["dataset=shapes", "backbone=micro_random", "logger=none", "num_overlays=0", "trainer.enable_progress_bar=false"]

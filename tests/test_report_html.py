@@ -14,20 +14,19 @@ import shutil
 import subprocess
 import sys
 from html.parser import HTMLParser
-from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
 
-from car.reporting import report as car_report
-from car.reporting import viz
 from car.config import compose
 from car.data.shapes import ShapesDataset
-from car.run.evaluation import evaluate
+from car.reporting import report as car_report
+from car.reporting import viz
 from car.reporting.report_html import main as report_html_main
 from car.reporting.report_html import verdict as report_verdict
 from car.reporting.sweep import main as sweep_main
+from car.run.evaluation import evaluate
 from tests.conftest import REPO, SHARED_DATA, load_script, require_shared_data
 
 SHAPES_NAMES = ["background", "circle", "square", "triangle", "star", "cross", "heart", "ring", "crescent", "arrow",

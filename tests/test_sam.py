@@ -187,8 +187,8 @@ def test_sam_refinement_changes_the_prediction_as_the_rule_says(voc_image):
     one painted from the matched masks (checked against the rule applied by hand)."""
     import torch
 
-    from car.postprocess.crf import paint_label_map
     from car.methods.car.segmenter import SemanticCaR
+    from car.postprocess.crf import paint_label_map
 
     rng = np.random.default_rng(0)
     h, w = voc_image.shape[:2]

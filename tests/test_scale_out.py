@@ -250,7 +250,7 @@ def micro(seed: int):
 
 
 def test_text_cache_equals_fresh_and_is_keyed_by_model(tmp_path, monkeypatch):
-    from car.methods.car.text import TextEncoder
+    from car.clip.text import TextEncoder
 
     texts = ["a photo of a cat.", "a clean origami dog.", "sky"]
     clip_a, clip_b = micro(0), micro(1)
@@ -285,7 +285,7 @@ def test_text_cache_equals_fresh_and_is_keyed_by_model(tmp_path, monkeypatch):
 
 
 def test_text_cache_ignores_damaged_file(tmp_path):
-    from car.methods.car.text import TextEncoder
+    from car.clip.text import TextEncoder
 
     clip = micro(0)
     encoder = TextEncoder(clip, cache_dir=tmp_path)

@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from car.apps.segment import OVERLAY_MAX_PIXELS, expand_images, main, output_stems
 from car.config import REPO_ROOT
 from car.data.shapes import CLASSES
-from car.apps.segment import OVERLAY_MAX_PIXELS, expand_images, main, output_stems
 from tests.photo_helpers import PHONE_SIZE, phone_jpeg, save_scene
 
 PHRASES = ["circle", "heart", "ring", "square"]

@@ -10,7 +10,7 @@ import json
 import pytest
 
 from car.reporting import report
-from car.reporting.ablation import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, run_variants
+from car.run.experiments import SHAPES_CI_VARIANTS, SHAPES_VARIANTS, run_variants
 from tests.conftest import REPO
 
 TABLE = REPO / "results" / "shapes.json"

@@ -30,7 +30,8 @@ def test_shapes_video_items_follow_the_agreed_format():
 
 
 def test_shapes_video_is_seeded():
-    a, b = ShapesVideoDataset(num_videos=2, num_frames=4, seed=3), ShapesVideoDataset(num_videos=2, num_frames=4, seed=3)
+    a = ShapesVideoDataset(num_videos=2, num_frames=4, seed=3)
+    b = ShapesVideoDataset(num_videos=2, num_frames=4, seed=3)
     other = ShapesVideoDataset(num_videos=2, num_frames=4, seed=4)
     assert torch.equal(a[1]["frames"], b[1]["frames"]) and torch.equal(a[1]["target"], b[1]["target"])
     assert not torch.equal(a[1]["frames"], other[1]["frames"])
@@ -141,13 +142,14 @@ def test_davis_writer_writes_whole_palette_videos(tmp_path):
     assert (tmp_path / "root" / "ImageSets" / "2017" / "val.txt").read_text() == "clip-1\n"
     assert (tmp_path / "root" / "Annotations_unsupervised" / "480p" / "clip-1" / "00000.png").is_file()
     assert not [p for p in (tmp_path / "davis" / "annot1").iterdir() if p.name.startswith(".")]  # no temp left
-    with pytest.raises(CarError, match="frame id '../x'"):
+    with pytest.raises(CarError, match="frame id '../x'"):  # never a path out of the run directory
         writer.write({**sample, "frame_ids": ["00000", "../x"]}, labels)
     with pytest.raises(CarError, match="2 frame ids but 1 predicted"):
         writer.write(sample, labels[:1])
 
 
-def test_a_loader_this_installation_lacks_is_one_sentence():
+@pytest.mark.bad_input("dataset.loader._target_ naming a loader this installation lacks", "car-evaluate")
+def test_a_loader_this_installation_lacks_is_one_sentence(answer):
     from car.config import compose
     from car.run.build import build_dataset
     from car.run.inputs import dataset_problem
@@ -156,3 +158,4 @@ def test_a_loader_this_installation_lacks_is_one_sentence():
     with pytest.raises(CarError, match="names car.data.no_such_module.Loader, which this installation does not have"):
         build_dataset(cfg)
     assert "does not have" in dataset_problem(cfg)
+    answer(dataset_problem(cfg))

@@ -64,7 +64,7 @@ def test_text_embeddings_once_per_video(seg, monkeypatch):
             return _original(tokens, *args, **kwargs)
 
         monkeypatch.setattr(clip.model, "encode_text", counting)
-    from car.apps.video import iter_frames, video_source
+    from car.api.video import iter_frames, video_source
 
     assert sum(1 for _ in iter_frames(fresh, video_source(clip_frames(3)), PHRASES)) == 3
     assert started["frames"] == 3 and calls
@@ -98,3 +98,18 @@ def test_bad_video_inputs(seg, tmp_path):
         seg.video(tmp_path / "nope.mp4", PHRASES)
     with pytest.raises(CarError, match="a path .* or a list of frames"):
         seg.video(42, PHRASES)
+
+
+def test_profiles_are_the_semantic_configs():
+    """The video and referring benchmarks (shapes_video, ref_davis17, refcoco*) are not offered as
+    profiles: every listed profile composes as a semantic config, every other dataset config does not."""
+    from car.api import profiles
+    from car.config import CONFIG_DIR, compose
+
+    listed = set(profiles())
+    assert {"shapes", "voc"} <= listed
+    for path in sorted((CONFIG_DIR / "dataset").glob("*.yaml")):
+        task = compose([f"dataset={path.stem}"]).dataset.get("task", "semantic")
+        assert (task == "semantic") == (path.stem in listed), path.stem
+    with pytest.raises(CarError, match="Unknown profile 'shapes_video'"):
+        compose_profile("shapes_video")

@@ -53,6 +53,7 @@ def test_outputs_are_davis_layout_palette_pngs(video_run):
     assert (out / "davis_root" / "ImageSets" / "2017" / "val.txt").read_text().split() == \
         ["shapes_val_000", "shapes_val_001"]
     report = (out / "report.html").read_text()
+    assert "Scores (DAVIS unsupervised protocol: J&amp;F, J and F per expression set, and their mean)" in report
     assert "J&amp;F per video" in report and "expression sets side by side" in report and "frames/s" in report
     assert [p.relative_to(out / "overlays").as_posix() for p in (out / "overlays").rglob("*.png")] == \
         ["name/shapes_val_000.png"]  # the strip of the first (set, clip)
@@ -101,14 +102,40 @@ def test_rerun_in_the_same_dir_resumes_and_rewrites_the_layout(video_run, tmp_pa
     ("postprocess=sam", "SAM is not involved"),
     ("crf_workers=1", "set crf_workers=0"),
 ])
-def test_unsupported_combinations_are_one_sentence(tmp_path, override, message):
-    with pytest.raises(CarError, match=message):
+@pytest.mark.bad_input("a video dataset with a peer method, SAM or CRF workers", "car-evaluate")
+def test_unsupported_combinations_are_one_sentence(tmp_path, override, message, answer):
+    with pytest.raises(CarError, match=message) as err:
         evaluate(compose(SMALL + [override, "backbone=tiny_random"], output_dir=tmp_path))
+    answer(str(err.value))
 
 
-def test_cli_refuses_a_bad_video_setting_with_exit_2(tmp_path):
+@pytest.mark.bad_input("dataset.video.expressions=all (not a choice)", "car-evaluate")
+def test_cli_refuses_a_bad_video_setting_with_exit_2(tmp_path, answer):
     done = subprocess.run([sys.executable, "evaluate.py", "dataset=shapes_video", "dataset.video.expressions=all",
                            f"hydra.run.dir={tmp_path}"], capture_output=True, text=True, cwd=REPO, check=False)
     assert done.returncode == 2
     assert "dataset.video.expressions='all' is not allowed; choose one of: together, separately" in done.stderr
     assert "Traceback" not in done.stderr
+    answer(f"exit {done.returncode}: {done.stderr.strip()}")
+
+
+def test_compare_tabulates_a_video_run_in_jf(video_run):
+    from car.reporting.compare import markdown, summarise
+
+    metrics, out = video_run
+    row = summarise("car", metrics, out)
+    assert row["all_rules"] == {"J&F": metrics["j_and_f"], "J": metrics["j_mean"], "F": metrics["f_mean"]}
+    assert row["images"] == 2 and row["paper"] is None and row["differences"] == ["no published number"]
+    table = markdown([row], "shapes_video", "test")
+    assert "| method | backbone | images | J&F | J | F | paper |" in table
+
+
+def test_benchmark_grid_lists_the_papers_ref_davis17_row():
+    from car.reporting.benchmark_table import grid_markdown
+    from car.run.experiments import run_grid
+
+    grid = run_grid([], ["car", "sclip", "car+sam"], ["ref_davis17"], None, published_only=True)
+    assert grid["ref_davis17"]["car"]["paper"]["j_and_f"] == 30.34
+    assert grid["ref_davis17"]["sclip"]["paper"] is None and grid["ref_davis17"]["car+sam"]["paper"] is None
+    table = grid_markdown(grid, ["car", "sclip", "car+sam"], "test", published_only=True)
+    assert "Ref-DAVIS17 (J&F)" in table and "| car | — / 30.34* |" in table

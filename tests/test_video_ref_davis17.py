@@ -70,15 +70,18 @@ def test_results_rescore_to_metrics_json(ref_davis_run):
             assert again[theirs] * 100 == pytest.approx(ours[key], abs=1e-9)
 
 
-def test_a_broken_tree_stops_in_one_sentence(tmp_path):
+@pytest.mark.bad_input("dataset=ref_davis17: a video with more frames than annotations", "car-evaluate")
+def test_a_broken_tree_stops_in_one_sentence(tmp_path, answer):
     base = make_tree(tmp_path)
     (base / "DAVIS" / "Annotations_unsupervised" / "480p" / "dogs-jump" / "00003.png").unlink()
-    with pytest.raises(CarError, match="dogs-jump has 4 frames .* but 3 annotations"):
+    with pytest.raises(CarError, match="dogs-jump has 4 frames .* but 3 annotations") as err:
         evaluate(compose(BASE + [f"paths.data_root={tmp_path}"], output_dir=tmp_path / "run"))
+    answer(str(err.value))
     assert not (tmp_path / "run" / "davis").exists()  # nothing half-written
 
 
-def test_a_broken_video_is_a_counted_skip(tmp_path):
+@pytest.mark.bad_input("dataset=ref_davis17 on_bad_sample=skip: a corrupt frame", "car-evaluate")
+def test_a_broken_video_is_a_counted_skip(tmp_path, answer):
     base = make_tree(tmp_path)
     (base / "DAVIS" / "JPEGImages" / "480p" / "dogs-jump" / "00002.jpg").write_bytes(b"not a jpeg")
     metrics = evaluate(compose(BASE + [f"paths.data_root={tmp_path}", "on_bad_sample=skip",
@@ -86,3 +89,5 @@ def test_a_broken_video_is_a_counted_skip(tmp_path):
     assert metrics["skipped"]["count"] == 1 and "00002.jpg" in metrics["skipped"]["samples"][0]["error"]
     assert list(metrics["expression_sets"]["annot1"]["per_video"]) == ["bike-packing"]
     assert not (tmp_path / "run" / "davis" / "annot1" / "dogs-jump").exists()
+    answer(f"counted skip ({metrics['skipped']['count']} of 2 videos), the video's results not written: "
+           f"{metrics['skipped']['samples'][0]['error']}")

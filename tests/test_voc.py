@@ -14,7 +14,6 @@ from torch.utils.data import DataLoader
 from car.data.common import check_same_size, list_collate, read_label, read_rgb, read_split_file
 from car.data.voc import VOCSegmentation
 from car.errors import CarError
-
 from tests.conftest import VOC_ROOT, needs_shared_data
 
 needs_voc = needs_shared_data("VOCdevkit/VOC2012/JPEGImages")

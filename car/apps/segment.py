@@ -14,7 +14,7 @@ mp4 and a JSON summary instead (car/apps/segment_video.py; needs pip install "ca
 
 IMAGE may be a file, a folder (its images, not recursive) or a glob ("photos/**/*.jpg"). The
 profile, backbone and every car.* setting come from the same configs as evaluate.py
-(car/api.py builds the segmenter with car.run.build). Bad inputs stop with one sentence and exit 2,
+(car/api/ builds the segmenter with car.run.build). Bad inputs stop with one sentence and exit 2,
 before any model loads: every image is decoded first, --out is created and written to, and files of an
 earlier run under the same names are refused unless --overwrite is given. Each file is written
 atomically (a temporary name, then a rename), so a full disk leaves no half-written result.
@@ -40,6 +40,7 @@ from car.api import (
     profiles,
     read_image,
 )
+from car.apps.overlay import OVERLAY_MAX_PIXELS, overlay_image
 from car.apps.segment_video import VideoInputs, add_video_arguments
 from car.errors import CarError
 from car.outputs import (
@@ -51,7 +52,6 @@ from car.outputs import (
 )
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm", ".pgm")
-OVERLAY_MAX_PIXELS = 4_000_000  # the overlay PNG of a larger photo is drawn on a shrunk copy (masks stay full size)
 POST_CHOICES = ("crf", "sam", "none")
 
 
@@ -111,29 +111,6 @@ def output_stems(paths: list[Path]) -> list[str]:
         seen[stem] = seen.get(stem, 0) + 1
         stems.append(stem if seen[stem] == 1 else f"{stem}-{seen[stem]}")
     return stems
-
-
-def overlay_image(result: Segmentation, max_pixels: int = OVERLAY_MAX_PIXELS) -> np.ndarray:
-    """[h, w, 3] uint8: the masks painted over the image with each phrase's name on its region; a
-    small image is enlarged (nearest) and a very large one shrunk so that the names stay readable."""
-    from PIL import Image
-
-    from car.reporting.viz import enlarge, overlay_labels, palette_for, upscale_factor
-
-    names = ["background"] + list(result.texts)
-    image, labels = result.image, result.label_map
-    h, w = labels.shape
-    if h * w > max_pixels:
-        scale = (max_pixels / (h * w)) ** 0.5
-        size = (max(1, int(w * scale)), max(1, int(h * scale)))
-        image = np.asarray(Image.fromarray(image).resize(size, Image.BILINEAR, reducing_gap=3.0))
-        rows = np.minimum(((np.arange(size[1]) + 0.5) * h / size[1]).astype(np.int64), h - 1)
-        cols = np.minimum(((np.arange(size[0]) + 0.5) * w / size[0]).astype(np.int64), w - 1)
-        labels = labels[rows[:, None], cols[None, :]]
-    else:
-        k = upscale_factor(h, w)
-        image, labels = enlarge(image, k), enlarge(labels, k)
-    return overlay_labels(image, labels, names, palette_for(names))
 
 
 def image_outputs(out_dir: Path, stem: str) -> dict[str, Path]:

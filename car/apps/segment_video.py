@@ -29,7 +29,7 @@ import time
 import warnings
 from pathlib import Path
 
-from car.apps.video import VideoSummary, iter_frames
+from car.api.video import VideoSummary, iter_frames
 from car.data.video_io import VideoSource, VideoWriter, is_video_file, open_video
 from car.errors import CarError
 from car.outputs import check_output_dir, refuse_existing, write_error, write_json
@@ -115,7 +115,7 @@ def save_video(seg, video: VideoSource, phrases: list[str], out_dir: Path, stem:
                max_frames: int | None = None, progress=None, overwrite: bool = False) -> dict:
     """Segment every frame and write the three outputs; returns {kind: path}. Everything is written
     into a temporary folder first and takes its final name only once the whole video is done."""
-    from car.apps.segment import overlay_image
+    from car.apps.overlay import overlay_image
     from car.reporting.viz import label_png, palette_for
 
     files = output_paths(check_output_dir(out_dir), stem)

@@ -40,8 +40,3 @@ def to_fp16_weights(clip: ClipModel) -> ClipModel:
         if isinstance(param, torch.Tensor) and param.is_floating_point():
             param.data = param.data.float()
     return clip
-
-
-def is_fp16_weights(clip: ClipModel) -> bool:
-    """True when the model's tower weights are float16 (after `to_fp16_weights`)."""
-    return clip.dtype == torch.float16

@@ -3,8 +3,8 @@
 Shared by the preparation scripts ``datasets/<name>/prepare.py`` (``datasets/`` itself is not a
 package, so that it never shadows HuggingFace ``datasets``). Standard library + numpy only.
 
-* ``md5_of`` / ``check_md5``: streamed digest of a download and the one-line mismatch error
-  (``digest_of`` / ``check_digest`` for the hosts that publish another hash, e.g. sha1).
+* ``digest_of`` / ``check_digest``: streamed digest of a download (md5, or the sha1 some hosts publish)
+  and the one-line mismatch error.
 * ``safe_extract_tar`` / ``safe_extract_zip``: check *every* member before writing anything and
   refuse the whole archive if one is unsafe: an absolute or drive-letter path, a ``..`` component,
   a symbolic or hard link (none of the official archives has one), a device or fifo.
@@ -33,7 +33,7 @@ class PrepareError(Exception):
     """A problem that stops preparation; its message is the single line shown to the user."""
 
 
-# -------------------------------------------------------------------------------------------- md5
+# ----------------------------------------------------------------------------------------- digests
 
 
 def digest_of(path: Path, algorithm: str = "md5", chunk_size: int = CHUNK) -> str:
@@ -45,11 +45,6 @@ def digest_of(path: Path, algorithm: str = "md5", chunk_size: int = CHUNK) -> st
     return digest.hexdigest()
 
 
-def md5_of(path: Path, chunk_size: int = CHUNK) -> str:
-    """md5 hex digest of a file, streamed in chunks (the archives are up to a few GB)."""
-    return digest_of(path, "md5", chunk_size)
-
-
 def check_digest(path: Path, want: str, name: str, algorithm: str = "md5", skip_flag: str = "--skip-md5") -> None:
     """Raise PrepareError unless the file at ``path`` has the published ``algorithm`` digest ``want``."""
     got = digest_of(path, algorithm)
@@ -58,11 +53,6 @@ def check_digest(path: Path, want: str, name: str, algorithm: str = "md5", skip_
             f"{algorithm} mismatch for {path}: got {got}, expected {want} for {name}; the download is corrupt or a "
             f"different file (download it again, or pass {skip_flag} if intended)."
         )
-
-
-def check_md5(path: Path, want: str, name: str) -> None:
-    """Raise PrepareError unless the file at ``path`` has md5 ``want`` (``name``: the official file name)."""
-    check_digest(path, want, name, "md5")
 
 
 # ------------------------------------------------------------------------------------ member checks
@@ -123,15 +113,13 @@ def _require_file(path: Path, kind: str, name: str, readme: str) -> None:
 # ----------------------------------------------------------------------------------------- extract
 
 
-def safe_extract_tar(tar_path: Path, dest: Path, *, name: str, readme: str, md5: str | None = None) -> int:
-    """Check ``tar_path`` (exists; md5 if given) and every member, then extract it under ``dest``.
+def safe_extract_tar(tar_path: Path, dest: Path, *, name: str, readme: str) -> int:
+    """Check ``tar_path`` (exists) and every member, then extract it under ``dest``.
 
     ``name`` is the official file name and ``readme`` the page to point at in messages. A tar with a
     single unsafe member leaves ``dest`` untouched. Returns the number of members.
     """
     _require_file(tar_path, "tar", name, readme)
-    if md5 is not None:
-        check_md5(tar_path, md5, name)
     try:
         with tarfile.open(tar_path, "r:*") as tar:
             members = tar.getmembers()

@@ -15,16 +15,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch.utils.data import Dataset
-
-from car.data.common import check_listed_files, check_same_size, read_label, read_rgb
+from car.data.common import ListedImages, check_listed_files
 from car.errors import CarError
 
 README = "datasets/coco_object/README.md"
 LABEL_SUFFIX = "_instanceTrainIds.png"
 
 
-class COCOObject(Dataset):
+class COCOObject(ListedImages):
     """COCO-Object samples as {"image", "target", "image_id"} dicts.
 
     Args:
@@ -61,7 +59,8 @@ class COCOObject(Dataset):
 
         ids = sorted(p.stem for p in self.image_dir.iterdir() if p.suffix == ".jpg" and p.is_file())
         if not ids:
-            raise CarError(f"COCO-Object image folder {self.image_dir} holds no .jpg files: re-extract val2017.zip (see {README}).")
+            raise CarError(f"COCO-Object image folder {self.image_dir} holds no .jpg files: re-extract val2017.zip "
+                           f"(see {README}).")
         self.ids: list[str] = ids[:limit] if limit is not None else ids
         self._check_labels_exist(on_missing)
 
@@ -79,16 +78,3 @@ class COCOObject(Dataset):
                     f"{missing[0] if missing else None}: run datasets/coco_object/prepare.py to convert the "
                     f"COCO-Stuff maps (see {README}).")
         check_listed_files(missing, len(missing), len(self.ids), on_missing, sentence)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> dict:
-        image_id = self.ids[index]
-        image = read_rgb(self._image_path(image_id))  # uint8 [H,W,3]
-        target = read_label(self._label_path(image_id), self.num_classes, self.ignore_index)  # int64 [H,W]
-        check_same_size(image, target, image_id)
-        return {"image": image, "target": target, "image_id": image_id}
-
-    def __repr__(self) -> str:
-        return f"COCOObject(root={str(self.root)!r}, split={self.split!r}, num_samples={len(self)})"

@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from torch.utils.data import Dataset
 
 from car.data.images import read_image_file
 from car.errors import CarError
@@ -105,3 +106,23 @@ def read_split_file(path: str | Path, readme: str = "datasets/voc/README.md") ->
     if not ids:
         raise CarError(f"Split file {path} lists no image ids: prepare the dataset as described in {readme}.")
     return ids
+
+
+class ListedImages(Dataset):
+    """A loader of listed ids, each an image and a class-index label: the sample, its length, its repr.
+
+    Subclasses set `root`, `split`, `ids`, `num_classes`, `ignore_index` and the paths
+    `_image_path(id)`, `_label_path(id)`."""
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+    def __getitem__(self, index: int) -> dict:
+        image_id = self.ids[index]
+        image = read_rgb(self._image_path(image_id))  # uint8 [H,W,3]
+        target = read_label(self._label_path(image_id), self.num_classes, self.ignore_index)  # int64 [H,W]
+        check_same_size(image, target, image_id)
+        return {"image": image, "target": target, "image_id": image_id}
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, num_samples={len(self)})"

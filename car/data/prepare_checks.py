@@ -9,6 +9,7 @@ the allowed values and the image's size. Every problem is one `PrepareError` lin
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -81,3 +82,45 @@ def check_labels(ids: Sequence[str], image_of: Callable[[str], Path], label_of: 
 
 def sorted_stems(folder: Path, suffix: str) -> list[str]:
     return sorted(p.name[: -len(suffix)] for p in folder.iterdir() if p.name.endswith(suffix) and p.is_file())
+
+
+@dataclass(frozen=True)
+class LabelFolders:
+    """An image folder and its label folder (``<id><image_suffix>`` beside ``<id><label_suffix>``)."""
+
+    name: str  # the benchmark, for messages: "ADE20K-150"
+    split: str  # "validation"
+    image_dir: Path
+    label_dir: Path
+    expected: int  # images of the official split
+    modes: Sequence[str]  # label file modes
+    allowed: Callable[[np.ndarray], np.ndarray]  # label values -> bool mask of the allowed ones
+    allowed_text: str  # the allowed values in words
+    image_suffix: str = ".jpg"
+    label_suffix: str = ".png"
+    labels: str = "labels"  # what the label files are called ("annotations", "gtFine labels")
+
+    def image(self, image_id: str) -> Path:
+        return self.image_dir / f"{image_id}{self.image_suffix}"
+
+    def label(self, image_id: str) -> Path:
+        return self.label_dir / f"{image_id}{self.label_suffix}"
+
+
+def verify_folders(tree: LabelFolders, where: Path, fix: str, allow_subset: bool, sample: int | None,
+                   ids: Callable[[Path], list[str]] | None = None,
+                   check_ids: Callable[[list[str]], None] | None = None) -> tuple[list[str], str]:
+    """Both folders, the image count (`check_ids`: more checks of the ids), a label per image and the
+    decoded labels; returns the ids and the summary line (without "OK: ")."""
+    require_dir(tree.image_dir, tree.name, fix)
+    require_dir(tree.label_dir, tree.name, fix)
+    found = ids(tree.image_dir) if ids is not None else sorted_stems(tree.image_dir, tree.image_suffix)
+    check_count(found, tree.expected, f"{tree.name} {tree.split}", tree.image_dir, fix, allow_subset)
+    if check_ids is not None:
+        check_ids(found)
+    check_present(found, tree.label, f"{tree.name} {tree.labels}", fix)
+    checked = check_labels(found, tree.image, tree.label, what=tree.name, fix=fix, modes=tree.modes,
+                           allowed=tree.allowed, allowed_text=tree.allowed_text, sample=sample)
+    subset = " (subset allowed)" if allow_subset else ""
+    return found, (f"{tree.name} {tree.split} at {where}: {len(found)} images with {tree.labels} "
+                   f"({checked} labels checked){subset}")

@@ -3,21 +3,23 @@
 Both read COCO val2017 (``<root>/images/val2017/*.jpg``) and the COCO-Stuff-164k maps
 (``<root>/annotations/val2017/<id>.png``, ``COCO-Stuff id - 1``: 0..181, 255 unlabelled) and write one
 derived label per image next to the map; they differ in the lookup from map values to their labels
-and in the suffix of their output (datasets/coco_object/prepare.py, datasets/coco_stuff/prepare.py).
+and in the suffix of their output (datasets/coco_object/prepare.py, datasets/coco_stuff/prepare.py),
+which each describe themselves in a `CocoLabels` and get their command line from `preparation`.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
 from car.data.archives import PrepareError
-from car.data.prepare_checks import check_count, require_dir, sorted_stems
-from car.data.prepare_driver import Archive
+from car.data.prepare_checks import LabelFolders, check_count, require_dir, sorted_stems, verify_folders
+from car.data.prepare_driver import Archive, Preparation
 
 SPLIT = "val2017"
 EXPECTED_IMAGES = 5000
@@ -55,7 +57,8 @@ def coco_tree(root: Path, what: str, readme: str, allow_subset: bool) -> tuple[P
     require_dir(image_dir, what, fix)
     require_dir(label_dir, what, fix)
     ids = sorted_stems(image_dir, ".jpg")
-    check_count(ids, EXPECTED_IMAGES, "COCO val2017", image_dir, f"re-extract {IMAGES_ZIP} (see {readme})", allow_subset)
+    check_count(ids, EXPECTED_IMAGES, "COCO val2017", image_dir, f"re-extract {IMAGES_ZIP} (see {readme})",
+                allow_subset)
     return image_dir, label_dir, ids
 
 
@@ -66,7 +69,8 @@ def convert_file(src: Path, dst: Path, convert_map: Callable[[np.ndarray], np.nd
             im.load()
             mode, stuff = im.mode, np.array(im)
     except Exception as exc:  # noqa: BLE001 - any decoder error means a broken file
-        raise PrepareError(f"COCO-Stuff label {src} cannot be read ({exc}); re-extract {STUFF_ZIP} (see {readme}).") from exc
+        raise PrepareError(f"COCO-Stuff label {src} cannot be read ({exc}); re-extract {STUFF_ZIP} "
+                           f"(see {readme}).") from exc
     if mode not in ("L", "P"):
         raise PrepareError(f"COCO-Stuff label {src} has mode {mode!r}, expected an 'L' PNG of COCO-Stuff ids - 1; it "
                            f"is not from {STUFF_ZIP} (see {readme}).")
@@ -96,3 +100,34 @@ def convert_maps(root: Path, convert_map: Callable[[np.ndarray], np.ndarray], ou
     for src, dst in todo:
         convert_file(src, dst, convert_map, readme)
     return len(todo)
+
+
+@dataclass(frozen=True)
+class CocoLabels:
+    """The labels a script derives from the COCO-Stuff maps."""
+
+    name: str  # "COCO-Object"
+    script: str  # "datasets/coco_object/prepare.py"
+    readme: str
+    out_suffix: str  # "_instanceTrainIds.png"
+    convert_map: Callable[[np.ndarray], np.ndarray]  # COCO-Stuff map [H, W] -> uint8 labels [H, W]
+    allowed: Callable[[np.ndarray], np.ndarray]  # label values -> bool mask of the ones it writes
+    allowed_text: str
+
+    def convert(self, root: Path, args) -> str:
+        n = convert_maps(root, self.convert_map, self.out_suffix, what=self.name, readme=self.readme,
+                         allow_subset=args.allow_subset, overwrite=args.overwrite)
+        return f"wrote {n} {self.out_suffix} label(s)"
+
+    def verify(self, root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
+        coco_tree(root, self.name, self.readme, allow_subset)  # the downloads' own messages first
+        tree = LabelFolders(self.name, SPLIT, root / "images" / SPLIT, root / "annotations" / SPLIT, EXPECTED_IMAGES,
+                            ("L", "P"), self.allowed, self.allowed_text, label_suffix=self.out_suffix)
+        fix = f"run 'python {self.script} --root {root}' (see {self.readme}) with --overwrite"
+        return "OK: " + verify_folders(tree, root, fix, allow_subset, sample)[1]
+
+
+def preparation(labels: CocoLabels, description: str, subset_help: str) -> Preparation:
+    return Preparation(description=description, readme=labels.readme, verify=labels.verify, root_help=ROOT_HELP,
+                       archives=ARCHIVES, convert=labels.convert, overwrite_help="re-convert labels that already exist",
+                       subset_help=subset_help)

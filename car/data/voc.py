@@ -11,12 +11,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from torch.utils.data import Dataset
-
-from car.data.common import check_listed_files, check_same_size, read_label, read_rgb, read_split_file
+from car.data.common import ListedImages, check_listed_files, read_split_file
 from car.errors import CarError
 
-class VOCSegmentation(Dataset):
+
+class VOCSegmentation(ListedImages):
     """Pascal VOC 2012 segmentation samples as {"image", "target", "image_id"} dicts.
 
     Args:
@@ -73,16 +72,3 @@ class VOCSegmentation(Dataset):
         sentence = self.files_missing.format(n=len(files), split=self.split, first=files[0] if files else None,
                                              readme=self.readme)
         check_listed_files(files, len(missing), len(self.ids), on_missing, sentence)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, index: int) -> dict:
-        image_id = self.ids[index]
-        image = read_rgb(self._image_path(image_id))  # uint8 [H,W,3]
-        target = read_label(self._label_path(image_id), self.num_classes, self.ignore_index)  # int64 [H,W]
-        check_same_size(image, target, image_id)
-        return {"image": image, "target": target, "image_id": image_id}
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(root={str(self.root)!r}, split={self.split!r}, num_samples={len(self)})"

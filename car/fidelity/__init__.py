@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from car.clip.text import flush_all as flush_text_caches
 from car.fidelity.checks import Check
 from car.fidelity.end_to_end import end_to_end
 from car.fidelity.golden import CASES, GoldenCase, Run, build_case, golden_dir, golden_weights, load_cases
@@ -18,7 +19,6 @@ from car.fidelity.teacher import teacher_forced
 from car.methods.car.prompts import PROMPT_ORDER
 from car.methods.car.segmenter import QueryPass, ReferringCaR
 from car.methods.car.text import clean_referring_expression
-from car.methods.car.text import flush_all as flush_text_caches
 
 __all__ = ["CASES", "Check", "GoldenCase", "check_case", "config_checks", "golden_dir", "golden_weights", "load_cases"]
 

@@ -13,10 +13,10 @@ import numpy as np
 from car.fidelity.checks import Check
 from car.fidelity.golden import GoldenCase, Run
 from car.fidelity.teacher import Recorder, proposal_limit
-from car.postprocess.crf import binary_mask, semantic_masks
 from car.methods.car.recurrence import CarResult
 from car.methods.car.segmenter import ReferringCaR
 from car.methods.car.text import origami
+from car.postprocess.crf import binary_mask, semantic_masks
 
 # E2E pixel agreement of the final output (README §6, §9): c2 has several classes sharing the map
 FINAL_AGREEMENT = {"c2_032_conf017": 99.5}

@@ -176,7 +176,7 @@ def build_case(case: GoldenCase, weights: Path, device: str = "cpu", precision: 
     """(config, segmenter) for the case: `build_segmenter` on our composed config, with the golden
     CLIP loaded once per process through `load_clip` (both backbone entries name that file).
     `device`, `precision` (car.precision): where and how CaR runs (the golden runs: CPU, fp32)."""
-    from car.run.build import build_segmenter
+    from car.methods.car.build import build_segmenter
 
     cfg = case_config(case, weights, [f"car.precision={precision}"] if precision != "fp32" else [])
     assert cfg.backbone.proposal == cfg.backbone.classifier

@@ -13,11 +13,11 @@ import torch
 from car.fidelity.checks import Check, agreement, box_masks, max_abs, max_rel
 from car.fidelity.golden import GoldenCase, Run
 from car.methods.car.classifier import double_softmax_scores, template_probs
-from car.postprocess.crf import binary_mask, crf_image, crf_probabilities, paint_label_map, semantic_masks
 from car.methods.car.proposals import ImageEncoding, affinity, box_mask, minmax_maps, preprocess, propagate, upsample
 from car.methods.car.recurrence import prune
 from car.methods.car.segmenter import merge_expression_masks
 from car.methods.car.text import origami
+from car.postprocess.crf import binary_mask, crf_image, crf_probabilities, paint_label_map, semantic_masks
 
 # stage -> (kind, limit); "proposals" is 1e-2 for x1 (a flat map amplifies float noise ~1e4, README §9)
 TOLERANCES = {

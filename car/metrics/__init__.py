@@ -1,6 +1,10 @@
 """Metrics accumulated over a whole dataset (torchmetrics states, summed across DDP ranks), and the
 DAVIS video measures (car.metrics.davis, numpy + OpenCV).
 
+The contract (car/metrics/schema.py): every metric has `task` (a key of schema.TASKS) and
+`label_names` (the names of its prediction values), takes `update(pred, target, ...)` per sample and
+returns its scores from `compute()`, the task's typed scores that metrics.json records.
+
 The names below are imported on first use (PEP 562), so that ``python -m car.metrics.davis`` /
 ``car-davis`` starts without importing torch and torchmetrics.
 """
@@ -11,7 +15,7 @@ _EXPORTS = {
     "WEIGHTINGS": "car.metrics.referring", "ReferringIoU": "car.metrics.referring",
     "referring_scores": "car.metrics.referring",
     "AVERAGE_RULES": "car.metrics.semantic", "BG_PROTOCOLS": "car.metrics.semantic",
-    "ConfusionMatrix": "car.metrics.semantic", "protocol_name": "car.metrics.semantic",
+    "SemanticIoU": "car.metrics.semantic", "protocol_name": "car.metrics.semantic",
     "segmentation_scores": "car.metrics.semantic",
 }
 __all__ = list(_EXPORTS)

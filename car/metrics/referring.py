@@ -12,6 +12,9 @@ With ``unit=sentence`` every unit has one sentence and the two rules give the sa
     mIoU = Σ w·IoU / Σ w            (IoU = 0 when the union is empty)
     oIoU = Σ w·|P∩G| / Σ w·|P∪G|    ("cumulative" / overall IoU)
     P@t  = Σ w·[IoU ≥ t] / Σ w      for t in 0.5 … 0.9
+
+`ReferringIoU.compute()` returns these as `ReferringScores` (car/metrics/schema.py), with the unit,
+the weighting in words and every unit's IoU.
 """
 
 from __future__ import annotations
@@ -21,18 +24,24 @@ import torchmetrics
 
 PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
 WEIGHTINGS = ("unit", "sentence")
+UNITS = ("object", "sentence")
 
 
 class ReferringIoU(torchmetrics.Metric):
     is_differentiable = False
     higher_is_better = True
     full_state_update = False
+    task = "referring"
+    label_names = ["background", "referred object"]  # the values of a predicted mask
 
-    def __init__(self, weighting: str = "unit", **kwargs) -> None:
+    def __init__(self, weighting: str = "unit", unit: str = "object", **kwargs) -> None:
         super().__init__(**kwargs)
         if weighting not in WEIGHTINGS:
             raise ValueError(f"weighting must be one of {WEIGHTINGS}, got {weighting!r}")
+        if unit not in UNITS:
+            raise ValueError(f"unit must be one of {UNITS}, got {unit!r}")
         self.weighting = weighting
+        self.unit = unit
         zero = torch.tensor(0.0, dtype=torch.float64)
         for name in ("iou_sum", "weight_sum", "inter_sum", "union_sum"):
             self.add_state(name, default=zero.clone(), dist_reduce_fx="sum")
@@ -40,6 +49,7 @@ class ReferringIoU(torchmetrics.Metric):
                        dist_reduce_fx="sum")
         self.add_state("units", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
         self.add_state("sentences", default=torch.tensor(0, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state("unit_ious", default=[], dist_reduce_fx="cat")  # [1] float64 per unit, in update order
 
     def update(self, pred: torch.Tensor, target: torch.Tensor, sentences: int = 1) -> None:
         """pred, target: [H, W] binary masks of one unit (target values other than 0/1 are ignored);
@@ -56,11 +66,27 @@ class ReferringIoU(torchmetrics.Metric):
         self.hits += weight * (iou >= torch.tensor(PRECISION_THRESHOLDS, dtype=torch.float64, device=iou.device))
         self.units += 1
         self.sentences += int(sentences)
+        self.unit_ious.append(iou.reshape(1))
 
     def compute(self) -> dict:
         scores = referring_scores(self.iou_sum, self.weight_sum, self.inter_sum, self.union_sum, self.hits,
                                   self.units, self.sentences)
-        return {**scores, "weighting": self.weighting}
+        ious = self.unit_ious if isinstance(self.unit_ious, torch.Tensor) else torch.cat(self.unit_ious or [
+            torch.zeros(0, dtype=torch.float64)])  # [N] (synced states arrive concatenated)
+        return {**scores, "weighting": self.weighting, "unit": self.unit, "unit_note": self.unit_note(),
+                "unit_ious": [100.0 * float(iou) for iou in ious]}
+
+    def unit_note(self) -> str:
+        """What one evaluation unit is and how it counts, in words (metrics.json, the report)."""
+        run = ("object: one CaR run per referred object over all its sentences (official CaR)" if self.unit == "object"
+               else "sentence: one CaR run per sentence (standard RIS protocol)")
+        if self.unit == "sentence":
+            counted = "every sentence counts once"
+        elif self.weighting == "unit":
+            counted = "every object counts once in mIoU, oIoU and precision@X (official CaR evaluation)"
+        else:
+            counted = "its mask counts once per sentence of the object (weighting=sentence)"
+        return f"{run}; {counted}"
 
 
 def intersection_union(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -68,12 +94,6 @@ def intersection_union(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.
     valid = (target == 0) | (target == 1)
     p, g = pred.bool() & valid, (target == 1)
     return (p & g).sum().double(), (p | g).sum().double()
-
-
-def unit_iou(pred, target) -> float:
-    """One unit's IoU in percent (0 when the union is empty), as ReferringIoU counts it; arrays or tensors."""
-    inter, union = intersection_union(torch.as_tensor(pred), torch.as_tensor(target))
-    return 100.0 * float(inter / union) if union > 0 else 0.0
 
 
 def referring_scores(iou_sum, weight_sum, inter_sum, union_sum, hits, units, sentences) -> dict:

@@ -30,7 +30,7 @@ on whether the run's predictions have a background class, so results name it by 
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -50,27 +50,41 @@ def protocol_name(bg_protocol: str | None, predicts_background: bool) -> str:
     return "standard_bg_miss" if predicts_background else "standard_no_bg"
 
 
-class ConfusionMatrix(torchmetrics.Metric):
-    """Pixel confusion matrix accumulated over a dataset (rows = ground truth, cols = prediction).
+class SemanticIoU(torchmetrics.Metric):
+    """Semantic-segmentation scores of a dataset: a pixel confusion matrix (rows = ground truth,
+    cols = prediction) accumulated over it, and `compute()` -> `SemanticScores` (car/metrics/schema.py).
 
     Ground-truth pixels equal to ``ignore_index`` (255: unlabelled) are not counted; this is the
     only place where they are dropped. Any other ground-truth value outside ``[0, num_classes)``
     is an error, as is any prediction outside it. ``ignore_index=None`` ignores nothing. The
     state is summed across processes, so DDP evaluation gives the same matrix as one process.
+
+    The scores follow the configured rule (`average`, `bg_protocol`); `all_rules` adds the mIoU
+    under every (average, protocol) pair that applies, each protocol named by `protocol_name`
+    ("standard" is standard_no_bg when the predictions have no background class, the peers, and
+    standard_bg_miss for CaR's background channel).
     """
 
     is_differentiable = False
-    higher_is_better = None
+    higher_is_better = True
     full_state_update = False
+    task = "semantic"
 
     confmat: torch.Tensor  # int64 [num_classes, num_classes]
 
-    def __init__(self, num_classes: int, ignore_index: int | None = 255, **kwargs) -> None:
+    def __init__(self, num_classes: int, ignore_index: int | None = 255, average: str = "gt_present",
+                 bg_protocol: str | None = None, class_names: Sequence[str] | None = None,
+                 predicts_background: bool = True, **kwargs) -> None:
         super().__init__(**kwargs)
         if not isinstance(num_classes, int) or num_classes < 1:
             raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-        self.num_classes = num_classes
-        self.ignore_index = ignore_index
+        if average not in AVERAGE_RULES:
+            raise ValueError(f"average must be one of {AVERAGE_RULES}, got {average!r}")
+        self.num_classes, self.ignore_index = num_classes, ignore_index
+        self.average, self.bg_protocol, self.predicts_background = average, bg_protocol, predicts_background
+        self.protocol = protocol_name(bg_protocol, predicts_background)  # checks bg_protocol
+        names = range(num_classes) if class_names is None else class_names
+        self.label_names = [str(n) for n in names]
         self.add_state(
             "confmat",
             default=torch.zeros(num_classes, num_classes, dtype=torch.int64),
@@ -103,9 +117,20 @@ class ConfusionMatrix(torchmetrics.Metric):
         flat_index = target * n + pred  # [V] index into the flattened [n, n] matrix
         self.confmat += torch.bincount(flat_index, minlength=n * n).reshape(n, n)
 
-    def compute(self) -> torch.Tensor:
-        """Return the accumulated int64 [num_classes, num_classes] matrix."""
-        return self.confmat
+    def compute(self) -> dict:
+        """`SemanticScores`: the configured rule's scores, `all_rules` and the matrix itself."""
+        confmat = self.confmat.cpu()  # [K, K] int64
+        names = self.label_names
+        scores = segmentation_scores(confmat, self.average, self.bg_protocol, names)
+        scores["bg_protocol"] = self.protocol
+        protocols = [None] if self.bg_protocol is None else ["car", "standard"]
+        scores["all_rules"] = {
+            f"{average}/{protocol_name(protocol, self.predicts_background)}":
+                segmentation_scores(confmat, average=average, bg_protocol=protocol, class_names=names)["miou"]
+            for average in AVERAGE_RULES for protocol in protocols
+        }
+        scores["confusion_matrix"] = confmat.tolist()
+        return scores
 
 
 def _percent(numerator: float, denominator: float) -> float:

@@ -34,8 +34,11 @@ def percent(value: float) -> float:
 
 
 class VideoMeasures:
-    def __init__(self, task: str = "unsupervised", max_objects: int = 20):
-        self.task = task
+    task = "video"  # the metric contract (car/metrics/schema.py): compute() returns VideoScores
+    label_names: list[str] = []  # video predictions are object ids, named by each sample's expressions
+
+    def __init__(self, protocol: str = "unsupervised", max_objects: int = 20):
+        self.protocol = protocol
         self.max_objects = max_objects
         self.reset()
 
@@ -54,7 +57,7 @@ class VideoMeasures:
         if sequence in self.videos.get(expression_set, []):
             raise CarError(f"video {sequence} appears twice in expression set {expression_set}.")
         if expression_set not in self.by_set:
-            self.by_set[expression_set] = DavisMeasures(task=self.task, max_objects=self.max_objects)
+            self.by_set[expression_set] = DavisMeasures(task=self.protocol, max_objects=self.max_objects)
         self.by_set[expression_set].process(sequence, target, pred)
         self.videos.setdefault(expression_set, []).append(sequence)
 
@@ -64,7 +67,7 @@ class VideoMeasures:
         sets = {name: set_scores(measures.compute()) for name, measures in self.by_set.items()}
         out = {key: float(np.mean([s[key] for s in sets.values()])) for key in GLOBAL_KEYS.values()}
         out["expression_sets"] = sets
-        out["protocol"] = self.task
+        out["protocol"] = self.protocol
         out["num_videos"] = len({v for videos in self.videos.values() for v in videos})
         return out
 

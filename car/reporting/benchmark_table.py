@@ -1,24 +1,15 @@
 """The full table: every method on the field's benchmark suite, beside its papers' numbers.
 
-`python -m car.reporting.compare --benchmarks all [--published-only]` (car/reporting/compare.py
-parses the command line and calls `grid_main`): one cell per method and benchmark, each a full
-`evaluate` run through `compare.run_methods`, scored under the paper's own rule where there is a
-paper number. A cell that cannot run (no data, no weights) holds its one sentence.
+The grid of runs comes from `python -m car.run.compare --benchmarks all [--published-only]`
+(car/run/experiments.py's `run_grid`): one cell per method and benchmark, each a full `evaluate` run,
+scored here under the paper's own rule where there is a paper number. A cell that cannot run (no
+data, no weights) holds its one sentence.
 """
 
 from __future__ import annotations
 
-import json
-import time
-from pathlib import Path
-
-from omegaconf import OmegaConf
-
-from car.config import compose
-from car.errors import CarError
-from car.reporting.compare import METHODS, fmt, method_configs, run_methods
-from car.reporting.results import load_published, method_section
-from car.settings import validate
+from car.reporting.compare import fmt
+from car.reporting.results import method_section
 
 # benchmark key (results/published.yaml) -> dataset config; the first eight are the field's suite
 BENCHMARKS = {"voc21": "voc", "context60": "context60", "coco_object": "coco_object", "voc20": "voc20",
@@ -30,8 +21,6 @@ BENCHMARK_TITLES = {"voc21": "VOC-21", "context60": "Context-60", "coco_object":
                     "ref_davis17": "Ref-DAVIS17 (J&F)"}
 VIDEO_BENCHMARKS = ("ref_davis17",)  # CaR only (the paper's §4.3); a peer's cell is not run
 CAR_SAM = "car+sam"  # CaR + SAM (postprocess=sam): the paper's extra column
-
-
 
 
 def published_cell(published: dict, method: str, benchmark: str) -> dict | None:
@@ -64,29 +53,6 @@ def ours_in_cell(row: dict) -> float | None:
     rules = row["all_rules"]
     union = [rule for rule in rules if rule.startswith("union_present/") and not rule.endswith("/car")]
     return rules[union[0]] if union else row["headline"]["miou"]
-
-
-def run_grid(overrides: list[str], methods: list[str], benchmarks: list[str], runs_dir: Path | None,
-             published_only: bool) -> dict:
-    """{benchmark: {method: cell}}; a cell holds the paper's row and, unless published_only, the run's
-    summary (or its error)."""
-    published = load_published(compose(overrides).paths.results_dir)
-    grid: dict = {}
-    for benchmark in benchmarks:
-        grid[benchmark] = {}
-        for method in methods:
-            cell = {"paper": published_cell(published, method, benchmark), "run": None}
-            if method == CAR_SAM and cell["paper"] is None:
-                cell["run"] = {"method": method, "error": "the paper has no CaR + SAM number here; not run"}
-            elif benchmark in VIDEO_BENCHMARKS and method != "car":
-                cell["run"] = {"method": method, "error": "video benchmarks run CaR only; not run"}
-            elif not published_only:
-                sam = method == CAR_SAM  # CaR's run with postprocess=sam
-                extra = [f"dataset={BENCHMARKS[benchmark]}"] + (["postprocess=sam"] if sam else [])
-                where = runs_dir / benchmark / (CAR_SAM if sam else "")
-                cell["run"] = {**run_methods(overrides + extra, ["car" if sam else method], where)[0], "method": method}
-            grid[benchmark][method] = cell
-    return grid
 
 
 def grid_markdown(grid: dict, methods: list[str], command: str, published_only: bool) -> str:
@@ -126,39 +92,3 @@ def grid_markdown(grid: dict, methods: list[str], command: str, published_only: 
         lines += ["", "## Sources of the paper numbers", ""] + \
                  [f"* {m} / {BENCHMARK_TITLES.get(b, b)}: {src}" for m, b, src in sources]
     return "\n".join(lines) + "\n"
-
-
-def grid_main(args, parser) -> int:
-    chosen = args.methods or ",".join(METHODS + (CAR_SAM,))
-    methods = [m.strip() for m in chosen.split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS + (CAR_SAM,) + method_configs()]
-    if unknown:
-        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS + (CAR_SAM,))} "
-                     f"or a conf/method config")
-    keys = list(BENCHMARKS) if args.benchmarks == "all" else [b.strip() for b in args.benchmarks.split(",") if b.strip()]
-    bad = [b for b in keys if b not in BENCHMARKS]
-    if bad:
-        parser.error(f"unknown benchmark(s) {bad}; choose from all, {', '.join(BENCHMARKS)}")
-    if any(o.split("=", 1)[0].lstrip("+~") in ("method", "dataset") for o in args.overrides):
-        parser.error("--benchmarks chooses the datasets and --methods the methods; drop the dataset=/method= override")
-    try:
-        validate(compose(args.overrides))
-    except CarError as err:
-        parser.exit(2, f"error: {err}\n")
-    runs_dir = args.runs_dir or Path(OmegaConf.select(compose(args.overrides), "paths.output_root")) / "compare" / \
-        "benchmarks" / time.strftime("%Y-%m-%d_%H-%M-%S")
-    command = " ".join(["python -m car.reporting.compare", "--benchmarks", args.benchmarks] + args.overrides
-                       + ["--methods", ",".join(methods)] + (["--published-only"] if args.published_only else [])
-                       + (["--out", str(args.out)] if args.out else []))
-    grid = run_grid(args.overrides, methods, keys, runs_dir, args.published_only)
-    text = grid_markdown(grid, methods, command, args.published_only)
-    out = args.out or runs_dir / "compare.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    payload = {"command": command, "overrides": args.overrides, "methods": methods, "benchmarks": keys,
-               "published_only": args.published_only, "date": time.strftime("%Y-%m-%d %H:%M:%S"), "grid": grid}
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
-    print(text)
-    print(f"wrote {out} and {out.with_suffix('.json')}")
-    failed = [c for b in grid.values() for c in b.values() if c["run"] and c["run"].get("error")]
-    return 1 if failed and not args.published_only else 0

@@ -22,11 +22,15 @@ from functools import lru_cache
 import yaml
 from omegaconf import DictConfig, OmegaConf
 
+from car.config import flatten
+from car.metrics.schema import task_of
+
 DEMO_ARCH_PREFIX = "car-"  # car/clip/model_configs: the tiny and micro CLIPs, not the paper's
 FREE_CAR_KEYS = ("chunk_size", "classifier_batch_size", "precision")  # memory and speed only
 PROTOCOL_KEYS = ("average", "bg_protocol")  # a published row's protocol fields, matched to dataset.<key>
 REFERRING_KEYS = ("weighting", "loader.unit", "loader.gt_overlap")
 VIDEO_KEYS = ("video.expressions", "video.protocol", "loader.expression_sets")  # how a video run was scored
+TASK_KEYS = {"referring": REFERRING_KEYS, "video": VIDEO_KEYS}  # dataset.<key>s a task's run must share
 
 
 @lru_cache(maxsize=1)
@@ -74,12 +78,6 @@ def _show(value) -> str:
     return str(value)
 
 
-def _flat(node, prefix: str) -> dict:
-    if isinstance(node, dict):
-        return {k: v for key, value in node.items() for k, v in _flat(value, f"{prefix}.{key}").items()}
-    return {prefix: node}
-
-
 def weight_reasons(cfg: DictConfig) -> list[str]:
     random, demo = [], {}
     for role in ("proposal", "classifier"):
@@ -115,18 +113,16 @@ def setting_reasons(cfg: DictConfig, paper: DictConfig, published: dict | None, 
     run, want = {}, {}
     if not peer:
         for tree, node in ((run, cfg), (want, paper)):
-            tree.update(_flat(OmegaConf.to_container(node.car, resolve=True), "car"))
+            tree.update(flatten(OmegaConf.to_container(node.car, resolve=True), "car"))
         for key in FREE_CAR_KEYS:
             run.pop(f"car.{key}", None)
             want.pop(f"car.{key}", None)
     for key in PROTOCOL_KEYS:
         if published and key in published:
             run[f"dataset.{key}"], want[f"dataset.{key}"] = cfg.dataset.get(key), published[key]
-    task = cfg.dataset.get("task")
-    if task in ("referring", "video"):
-        for key in REFERRING_KEYS if task == "referring" else VIDEO_KEYS:
-            run[f"dataset.{key}"] = OmegaConf.select(cfg, f"dataset.{key}")
-            want[f"dataset.{key}"] = OmegaConf.select(paper, f"dataset.{key}")
+    for key in TASK_KEYS.get(task_of(cfg.dataset).name, ()):
+        run[f"dataset.{key}"] = OmegaConf.select(cfg, f"dataset.{key}")
+        want[f"dataset.{key}"] = OmegaConf.select(paper, f"dataset.{key}")
     differ = [k for k in sorted(set(run) | set(want)) if run.get(k) != want.get(k)]
     shown = [f"{k}={_show(run.get(k))} (paper {_show(want.get(k))})" for k in differ[:3]]
     if len(differ) > 3:
@@ -136,7 +132,7 @@ def setting_reasons(cfg: DictConfig, paper: DictConfig, published: dict | None, 
 
 def comparability(cfg: DictConfig, published: dict | None, skipped: int = 0) -> dict:
     """{"comparable": bool, "reason": None or every reason, "; "-joined} for metrics.json."""
-    if not published or published.get("j_and_f" if cfg.dataset.get("task") == "video" else "miou") is None:
+    if not published or published.get(task_of(cfg.dataset).headline) is None:
         return {"comparable": False, "reason": f"no published number for {cfg.dataset.name}"}
     peer = (cfg.method.name if "method" in cfg else "car") != "car"
     reasons = weight_reasons(cfg) + subset_reasons(cfg, skipped)

@@ -1,55 +1,25 @@
-"""Run several methods on one dataset and tabulate them side by side with their papers' numbers.
+"""Several methods' finished runs on one dataset, side by side with their papers' numbers.
 
-    python -m car.reporting.compare dataset=voc backbone=vitb16
-    python -m car.reporting.compare dataset=voc20 backbone=vitb16 --methods sclip,naclip --out results/compare_voc20.md
-    python -m car.reporting.compare dataset.loader.num_images=20 --methods car,sclip      # shapes + tiny, 20 images
-    python -m car.reporting.compare --benchmarks all backbone=vitb16 --out results/compare_all.md   # the full table
-    python -m car.reporting.compare --benchmarks all --published-only        # the papers' numbers only, nothing runs
-
-Positional arguments are Hydra overrides applied to every method (then `method=<name>`); each
-method is one full `evaluate` run (real configs, the predict-only Lightning module, the same
-confusion matrix) whose metrics.json is kept under `<runs dir>/<method>/`. The table shows mIoU
-under both averaging rules and, for no-background datasets, both VOC-20/Context-59 protocols (the
-row-only one named standard_no_bg for the peers, standard_bg_miss for CaR's background channel);
-the paper's number (results/published.yaml: `car:` for CaR, `peers:` for the others) is compared
-under the paper's own rule, and every difference between the paper's protocol and this run's is
-listed. Writes <out>.md, <out>.json and <out>.png, a grouped bar chart of the methods' mIoU under
-each rule next to their papers' numbers (default: compare.md/json/png in the runs directory).
-Exit status: 0, or 1 when a method could not run (its row says why).
-
-`--benchmarks all` (or a comma list of BENCHMARKS keys) tabulates every method on the field's eight
-benchmarks (VOC-21, Context-60, COCO-Object, VOC-20, Context-59, COCO-Stuff-171, Cityscapes,
-ADE20K-150) and on ADE-847 and Context-459 (the official CaR release's extra configs), plus CaR's own
-extras ("car + SAM": the paper's SAM column): one cell per method and benchmark with our number and
-the paper's beside it. A run that cannot start (no data, no weights) is listed with its one sentence;
-`--published-only` runs nothing and lists the papers' numbers.
+The runs come from car/run/experiments.py (`run_methods`, driven by `python -m car.run.compare`,
+whose help describes the command). Here: the summary row of one run (`summarise`: mIoU under both
+averaging rules and, for no-background datasets, both VOC-20/Context-59 protocols; the paper's number
+under the paper's own rule, results/published.yaml; every difference between the paper's protocol and
+the run's), the Markdown table of the rows and their grouped bar chart.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
-import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
-from omegaconf import OmegaConf
-
-from car.methods.peers.build import OTHER_METHODS, PEER_METHODS
-from car.config import compose
-from car.errors import CarError
+from car.config import CONFIG_DIR
 from car.metrics import BG_PROTOCOLS, protocol_name
-from car.settings import validate
+from car.settings import OTHER_METHODS, PEER_METHODS
 
-METHODS = ("car",) + PEER_METHODS + OTHER_METHODS
 VIDEO_MEASURES = ("J&F", "J", "F")  # the columns of a video run (summarise_video)
 
 
 def method_configs() -> tuple[str, ...]:
     """Every conf/method/*.yaml: --methods also takes variants such as groupvit_micro_random (tests, smoke runs)."""
-    from car.config import CONFIG_DIR
-
     return tuple(sorted(p.stem for p in (CONFIG_DIR / "method").glob("*.yaml")))
 
 
@@ -146,26 +116,6 @@ def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
             "differences": protocol_differences(metrics), "error": None}
 
 
-def run_methods(overrides: list[str], methods: list[str], runs_dir: Path,
-                per_method: Callable[[str], list[str]] | None = None) -> list[dict]:
-    """One evaluate run per method; `per_method(name)` may add overrides of that method's run."""
-    from car.run.evaluation import evaluate
-
-    rows = []
-    for method in methods:
-        run_dir = runs_dir / method
-        extra = per_method(method) if per_method else []
-        try:
-            cfg = compose(["logger=none"] + overrides + [f"method={method}"] + extra, output_dir=run_dir)
-            metrics = evaluate(validate(cfg))
-        except CarError as err:
-            rows.append({"method": method, "run_dir": str(run_dir), "error": str(err)})
-            print(f"{method}: {err}", file=sys.stderr)
-            continue
-        rows.append(summarise(method, metrics, run_dir))
-    return rows
-
-
 def fmt(value, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
 
@@ -209,54 +159,3 @@ def chart(rows: list[dict], dataset: str, path: Path) -> Path | None:
     series = {f"ours {rule}": [row["all_rules"].get(rule) for row in done] for rule in rules}
     series["paper (its own rule)"] = [(row["paper"] or {}).get("miou") for row in done]
     return plots.grouped_bars([row["method"] for row in done], series, path, title=f"methods compared on {dataset}")
-
-
-def main(argv: list[str] | None = None) -> int:
-    from car.reporting.benchmark_table import BENCHMARKS, CAR_SAM, grid_main  # the full-table mode
-
-    parser = argparse.ArgumentParser(prog="python -m car.reporting.compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides for every method, e.g. dataset=voc")
-    parser.add_argument("--methods", default=None,
-                        help=f"comma-separated (default {','.join(METHODS)}; with --benchmarks also {CAR_SAM})")
-    parser.add_argument("--out", type=Path, default=None, help="Markdown file to write (JSON next to it)")
-    parser.add_argument("--runs-dir", type=Path, default=None, help="where the runs go (default outputs/compare/...)")
-    parser.add_argument("--benchmarks", default=None,
-                        help=f"'all' or a comma list of {', '.join(BENCHMARKS)}: the full table, one run per cell")
-    parser.add_argument("--published-only", action="store_true", help="with --benchmarks: list the papers' numbers, run nothing")
-    args = parser.parse_intermixed_args(argv)
-    if args.benchmarks:
-        return grid_main(args, parser)
-    if args.published_only:
-        parser.error("--published-only needs --benchmarks")
-    methods = [m.strip() for m in (args.methods or ",".join(METHODS)).split(",") if m.strip()]
-    unknown = [m for m in methods if m not in METHODS + method_configs()]
-    if unknown:
-        parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS)} or a conf/method config")
-    if any(o.split("=", 1)[0].lstrip("+~") == "method" for o in args.overrides):
-        parser.error("choose methods with --methods, not a method= override")
-    probe = compose(args.overrides)
-    try:
-        validate(probe)  # a bad setting stops here, before any method loads a model
-    except CarError as err:
-        parser.exit(2, f"error: {err}\n")
-    dataset = probe.dataset.name
-    runs_dir = args.runs_dir or Path(OmegaConf.select(probe, "paths.output_root")) / "compare" / dataset / \
-        time.strftime("%Y-%m-%d_%H-%M-%S")
-    command = " ".join(["python -m car.reporting.compare"] + args.overrides + ["--methods", ",".join(methods)]
-                       + (["--out", str(args.out)] if args.out else []))
-    rows = run_methods(args.overrides, methods, runs_dir)
-    text = markdown(rows, dataset, command)
-    out = args.out or runs_dir / "compare.md"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text)
-    payload = {"command": command, "dataset": dataset, "overrides": args.overrides, "methods": methods,
-               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "rows": rows}
-    out.with_suffix(".json").write_text(json.dumps(payload, indent=2, default=str))
-    figure = chart(rows, dataset, out.with_suffix(".png"))
-    print(text)
-    print(f"wrote {out} and {out.with_suffix('.json')}" + (f" and {figure}" if figure else ""))
-    return 1 if any(r["error"] for r in rows) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

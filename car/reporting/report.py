@@ -28,6 +28,7 @@ from pathlib import Path
 import yaml
 
 from car.config import RESULTS_DIR
+from car.metrics.schema import task_of
 from car.reporting.results import method_section, sam_row, uses_sam
 from car.reporting.sweep import collect_runs
 
@@ -52,8 +53,7 @@ def lookup(expected: dict, task: str, key: str | None) -> dict | None:
     """The row for `key` in the task's section (or at top level, for a section-only file)."""
     if not key:
         return None
-    section = "referring" if task == "referring" else "semantic"
-    for node in ([expected[section]] if isinstance(expected.get(section), dict) else []) + [expected]:
+    for node in ([expected[task]] if isinstance(expected.get(task), dict) else []) + [expected]:
         for part in str(key).split("/"):
             node = node.get(part) if isinstance(node, dict) else None
         if isinstance(node, (int, float)) and not isinstance(node, bool):
@@ -71,7 +71,7 @@ def compare(runs: list[dict], expected: dict, use_stored: bool, default_toleranc
     rows = []
     for run in runs:
         key = published_key(run)
-        row = lookup(expected_section(expected, run), run.get("task", "semantic"), key)
+        row = lookup(expected_section(expected, run), task_of(run).name, key)
         sam = uses_sam(run.get("config"))
         if sam:  # CaR + SAM runs are compared with the paper's SAM rows
             row = sam_row(row)

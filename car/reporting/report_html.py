@@ -28,8 +28,9 @@ from pathlib import Path
 import yaml
 
 from car.errors import CarError
+from car.metrics.schema import check_record, task_of
 from car.outputs import write_text
-from car.reporting import video
+from car.reporting.task_views import view_of
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +61,7 @@ def load_metrics(run_dir: str | Path) -> dict:
     if not isinstance(metrics, dict):
         raise CarError(f"{path} holds a JSON {type(metrics).__name__}, not the object a run writes: it is not a "
                        f"run's metrics.json.")
-    return metrics
+    return check_record(metrics, str(path))
 
 
 def quirk_profile(config: dict) -> str:
@@ -122,45 +123,15 @@ def fallback_reasons(metrics: dict) -> list[str]:
 
 def verdict(metrics: dict) -> dict:
     """{"paper", "delta", "comparable", "reason"}: the stored verdict where the run has one."""
-    head, paper_key = ("j_and_f", "j_and_f") if metrics.get("task") == "video" else ("miou", "miou")
-    paper = (metrics.get("published") or {}).get(paper_key)
-    delta = None if paper is None or metrics.get(head) is None else metrics[head] - paper
+    head = task_of(metrics).headline  # published rows hold the same key (miou, j_and_f)
+    paper = (metrics.get("published") or {}).get(head)
+    ours = metrics.get(head)
+    delta = None if paper is None or ours is None else ours - paper
     ok, reason = stored_verdict(metrics)
     if ok is None:
         reasons = fallback_reasons(metrics)
         ok, reason = not reasons, "; ".join(reasons) or None
     return {"paper": paper, "delta": delta, "comparable": ok, "reason": reason}
-
-
-def headline_rule(metrics: dict) -> str:
-    if metrics.get("task") == "referring":
-        return "mIoU"
-    return f"{metrics.get('average')}/{metrics.get('bg_protocol')}"
-
-
-def paper_rule_key(metrics: dict) -> str:
-    """The all_rules key the paper's number is measured under (peers: their own rule)."""
-    published = metrics.get("published") or {}
-    if "average" in published and metrics.get("task") != "referring":
-        from car.reporting.compare import paper_rule
-
-        return paper_rule(published) or headline_rule(metrics)
-    return headline_rule(metrics)
-
-
-def score_rows(metrics: dict) -> list[tuple[str, str, float | None]]:
-    """(label, metrics.json key, value) of every score the run has, the headline first."""
-    if metrics.get("task") == "video":
-        return video.score_rows(metrics)
-    if metrics.get("task") == "referring":
-        keys = ["miou", "oiou"] + sorted(k for k in metrics if k.startswith("precision@"))
-        labels = {"miou": "mIoU", "oiou": "oIoU"}
-        return [(labels.get(k, k), k, metrics.get(k)) for k in keys if k in metrics]
-    rules = metrics.get("all_rules") or {headline_rule(metrics): metrics.get("miou")}
-    head = headline_rule(metrics)
-    order = [head] + [r for r in rules if r != head]
-    return [(f"mIoU {r}" + (" (headline)" if r == head else ""), f"all_rules/{r}",
-             rules.get(r, metrics.get("miou") if r == head else None)) for r in order]
 
 
 def timing_stages(metrics: dict) -> dict[str, float]:
@@ -181,25 +152,7 @@ def make_figures(metrics: dict, out: Path) -> list[dict]:
     def add(key: str, title: str, draw, *args, note: str = "") -> None:
         figures.append({"key": key, "title": title, "path": draw(*args, out / f"{key}.png"), "note": note})
 
-    if metrics.get("task") == "video":
-        video.add_figures(metrics, add)
-    elif metrics.get("task") == "referring":
-        precision = {float(k.split("@")[1]): v for k, v in metrics.items() if k.startswith("precision@")}
-        if precision:
-            add("precision_curve", "precision@X", plots.precision_curve, precision,
-                note=f"weighting: {metrics.get('weighting', 'unit')}")
-        ious = metrics.get("unit_ious")
-        if ious:
-            add("iou_histogram", "IoU per unit", plots.iou_histogram, ious, note="every unit counts once")
-    else:
-        per_class = metrics.get("per_class_iou") or {}
-        if per_class:
-            add("per_class_iou", "per-class IoU", plots.per_class_iou, per_class,
-                note="sorted; classes absent from the ground truth have no IoU")
-        if metrics.get("confusion_matrix"):
-            names = list(((metrics.get("config") or {}).get("dataset") or {}).get("class_names") or per_class)
-            add("confusion_matrix", "confusion matrix (row-normalised)", plots.confusion_matrix,
-                metrics["confusion_matrix"], names, note="rows: ground truth; each row sums to 1")
+    view_of(metrics).add_figures(metrics, add, plots)
     add("timing", "time per stage", plots.timing, timing_stages(metrics),
         note=f"{fmt(metrics.get('car_s_per_image'), '.3f')} s of CaR per image")
     return figures
@@ -215,14 +168,7 @@ def header_fields(metrics: dict, run_dir: Path) -> list[tuple[str, str]]:
     weights = ", ".join(Path(str(p)).name if p else "random init" for p in backbone.get("pretrained") or [])
     method = (config.get("method") or {}).get("name", "car")
     post = (metrics.get("postprocess") or {}).get("name", "none")
-    images = str(metrics.get("num_images"))
-    if metrics.get("task") == "referring":
-        images = (f"{metrics.get('num_units')} units ({metrics.get('unit')}), "
-                  f"{metrics.get('num_sentences')} sentences")
-    if metrics.get("task") == "video":
-        images = (f"{metrics.get('num_videos')} videos x {len(metrics.get('expression_sets') or {})} expression sets, "
-                  f"{metrics.get('num_frames')} frames, {fmt(metrics.get('frames_per_s'))} frames/s "
-                  f"(expressions={metrics.get('expressions')})")
+    images = view_of(metrics).images(metrics)
     resized = (metrics.get("resized") or {}).get("count", 0)
     return [("dataset", f"{metrics.get('dataset')} ({metrics.get('task', 'semantic')})"),
             ("split", str(metrics.get("split"))),
@@ -241,14 +187,10 @@ def header_fields(metrics: dict, run_dir: Path) -> list[tuple[str, str]]:
 
 def scores_table(metrics: dict) -> str:
     v = verdict(metrics)
-    paper_key = paper_rule_key(metrics)
+    view = view_of(metrics)
     rows = []
-    for label, key, value in score_rows(metrics):
-        if metrics.get("task") == "video":
-            paper = video.paper_value(metrics, key)
-        else:
-            is_paper = key == ("miou" if metrics.get("task") == "referring" else f"all_rules/{paper_key}")
-            paper = v["paper"] if is_paper else None
+    for label, key, value in view.score_rows(metrics):
+        paper = view.paper_value(metrics, key, v["paper"])
         delta = None if paper is None or value is None or not v["comparable"] else value - paper  # as the console
         rows.append(f'<tr><th>{esc(label)}</th><td data-key="{esc(key, True)}">{fmt(value)}</td>'
                     f"<td>{fmt(paper)}</td><td>{fmt(delta, '+.2f')}</td></tr>")

@@ -11,8 +11,11 @@ import yaml
 from omegaconf import DictConfig, OmegaConf
 
 from car.errors import CarError
+from car.metrics.schema import SCHEMA_VERSION, RunRecord, missing_scores, task_of
 from car.outputs import write_json, write_text
 from car.reporting.comparability import comparability
+from car.reporting.tables import per_class_table
+from car.reporting.task_views import view_of
 
 PACKAGES = ("torch", "open_clip_torch", "pytorch-lightning", "torchmetrics", "hydra-core", "pydensecrf2", "numpy")
 
@@ -54,8 +57,7 @@ def published_row(cfg: DictConfig) -> dict | None:
     section = method_section(load_published(cfg.paths.results_dir), method)
     if method != "car":
         return peer_row(cfg, section, str(key))
-    task = cfg.dataset.get("task", "semantic")
-    node = section.get(task if task in ("referring", "video") else "semantic", {})
+    node = section.get(task_of(cfg.dataset).name, {})
     for part in str(key).split("/"):
         node = node.get(part) if isinstance(node, dict) else None
     if isinstance(node, (int, float)):
@@ -90,12 +92,18 @@ def sam_row(row: dict | None) -> dict | None:
 
 
 def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float, car_seconds: float,
-                  per_image: list[dict]) -> dict:
+                  per_image: list[dict]) -> RunRecord:
+    """The run's metrics.json record (car/metrics/schema.py): its fields around the metric's `scores`."""
+    task = task_of(cfg.dataset).name
+    missing = missing_scores(task, scores)
+    if missing:
+        raise ValueError(f"the {task} metric did not return {missing}: it breaks the metric contract")
     steps = [s for p in per_image for s in p["steps"]]
     published = published_row(cfg)
     head = {
+        "schema_version": SCHEMA_VERSION,
         "dataset": cfg.dataset.name,
-        "task": cfg.dataset.get("task", "semantic"),
+        "task": task,
         "split": cfg.dataset.loader.get("split"),
         "backbone": {"name": cfg.backbone.name, "proposal": cfg.backbone.proposal.arch,
                      "classifier": cfg.backbone.classifier.arch,
@@ -115,31 +123,6 @@ def build_metrics(cfg: DictConfig, scores: dict, num_images: int, elapsed: float
     return {**head, **scores, **tail}
 
 
-def per_class_table(metrics: dict) -> str:
-    lines = ["| class | IoU |", "|---|---|"]
-    for name, iou in metrics.get("per_class_iou", {}).items():
-        lines.append(f"| {name} | {'—' if iou is None else f'{iou:.2f}'} |")
-    return "\n".join(lines)
-
-
-def rule_name(metrics: dict) -> str:
-    if metrics["task"] == "referring":
-        return f"referring mIoU, unit={metrics['unit']}"
-    protocol = f", bg_protocol={metrics['bg_protocol']}" if metrics.get("bg_protocol") else ""
-    return f"{metrics['average']}{protocol}"
-
-
-def delta_cell(metrics: dict) -> str:
-    """Δ to the paper only where the run is comparable (car/reporting/comparability.py), else why not."""
-    paper = (metrics.get("published") or {}).get("miou")
-    if paper is None:
-        return "—"
-    comparison = metrics.get("comparison") or {"comparable": True}
-    if not comparison["comparable"]:
-        return f"not comparable ({comparison['reason']})"
-    return f"{metrics['miou'] - paper:+.2f}"
-
-
 def run_notes(metrics: dict) -> list[str]:
     """One line each when the run resumed stored predictions or skipped samples."""
     lines = []
@@ -157,29 +140,10 @@ def run_notes(metrics: dict) -> list[str]:
     return lines
 
 
-def comparison_table(metrics: dict) -> str:
-    paper = (metrics.get("published") or {}).get("miou")
-    delta = delta_cell(metrics)
-    extra = f" oIoU {metrics['oiou']:.2f} |" if "oiou" in metrics else ""
-    return "\n".join([
-        f"| dataset | backbone | images | mIoU ({rule_name(metrics)}) | paper | Δ |{' oIoU |' if extra else ''}",
-        "|---|---|---|---|---|---|" + ("---|" if extra else ""),
-        f"| {metrics['dataset']} | {metrics['backbone']['name']} | {metrics['num_images']} | {metrics['miou']:.2f} | "
-        f"{'—' if paper is None else paper} | {delta} |{extra}",
-    ])
-
-
 def print_summary(metrics: dict) -> None:
     for line in run_notes(metrics):
         print(line)
-    if metrics.get("task") == "video":  # J&F, J, F per expression set (car/reporting/video.py)
-        from car.reporting.video import console_table
-
-        print(console_table(metrics))
-        return
-    if metrics.get("per_class_iou"):
-        print(per_class_table(metrics))
-    print(comparison_table(metrics))
+    print(view_of(metrics).console(metrics))  # the task's tables (car/reporting/task_views.py)
 
 
 def write_outputs(metrics: dict, out_dir: str | Path) -> Path:

@@ -21,8 +21,12 @@ import csv
 import json
 import sys
 import warnings
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
+
+from car.config import flatten
+from car.errors import CarError
+from car.metrics.schema import check_record
 
 SWEPT = ("car.eta", "car.theta", "car.lambda")
 IGNORED = ("output_dir",)  # differs between runs by construction
@@ -37,8 +41,8 @@ def collect_runs(root: str | Path) -> list[dict]:
     runs = []
     for path in sorted(root.rglob("metrics.json")):
         try:
-            metrics = json.loads(path.read_text())
-        except (OSError, json.JSONDecodeError) as err:
+            metrics = check_record(json.loads(path.read_text()), str(path))
+        except (OSError, json.JSONDecodeError, CarError) as err:
             print(f"warning: skipping {path}: {err}", file=sys.stderr)
             continue
         metrics["_run"] = str(path.parent.relative_to(root)) or "."
@@ -46,13 +50,9 @@ def collect_runs(root: str | Path) -> list[dict]:
     return runs
 
 
-def flatten(node, prefix: str = "") -> dict:
-    if isinstance(node, dict):
-        out = {}
-        for key, value in node.items():
-            out.update(flatten(value, f"{prefix}{key}."))
-        return out
-    return {prefix[:-1]: json.dumps(node) if isinstance(node, list) else node}
+def config_cells(run: dict) -> dict:
+    """A run's resolved config as {"a.b": value}, lists as JSON text (table cells, CSV)."""
+    return {k: json.dumps(v) if isinstance(v, list) else v for k, v in flatten(run.get("config") or {}).items()}
 
 
 def differing_keys(configs: list[dict]) -> list[str]:
@@ -67,7 +67,7 @@ def differing_keys(configs: list[dict]) -> list[str]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def paper_values(dataset: str) -> tuple[float, float, float] | None:
     """(η, θ, λ) that conf/dataset/<dataset>.yaml sets (the paper's), or None if unknown."""
     from car.config import compose
@@ -110,7 +110,7 @@ def fmt(value) -> str:
 
 
 def summary_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
-    flats = [flatten(r.get("config") or {}) for r in runs]
+    flats = [config_cells(r) for r in runs]
     extra = differing_keys(flats)
     columns = ["run", "dataset", "backbone", "images", "mIoU", "eta", "theta", "lambda", *extra, "paper"]
     rows = []
@@ -154,7 +154,7 @@ def short_key(key: str) -> str:
 
 def sweep_points(runs: list[dict]) -> tuple[list[str], list[dict]]:
     """(swept keys: the thresholds with more than one value, points for `plots.sweep`)."""
-    flats = [flatten(r.get("config") or {}) for r in runs]
+    flats = [config_cells(r) for r in runs]
     swept = [k for k in SWEPT if len({f.get(k) for f in flats if f.get(k) is not None}) > 1]
     extra = differing_keys(flats)
     points = []
@@ -215,7 +215,7 @@ def search_space(root: Path, runs: list[dict], keys: list[str]) -> dict[str, tup
     space = {}
     for key in keys:
         match = re.fullmatch(r"\s*interval\(\s*([-\d.eE+]+)\s*,\s*([-\d.eE+]+)\s*\)\s*", str(params.get(key, "")))
-        seen = [float(flatten(r.get("config") or {})[key]) for r in runs]
+        seen = [float(config_cells(r)[key]) for r in runs]
         space[key] = (float(match[1]), float(match[2])) if match else (min(seen), max(seen))
     return space
 
@@ -234,7 +234,7 @@ def optuna_plots(root: Path, runs: list[dict]) -> tuple[list[Path], list[str]]:
         return [], [f"Optuna's matplotlib visualisation is not installed ({err}): no Optuna plots"]
     runs = sorted((r for r in runs if r.get("miou") is not None),
                   key=lambda r: (int(r["_run"]) if str(r["_run"]).isdigit() else 1 << 30, str(r["_run"])))
-    keys = [k for k in SWEPT if all(flatten(r.get("config") or {}).get(k) is not None for r in runs)]
+    keys = [k for k in SWEPT if all(config_cells(r).get(k) is not None for r in runs)]
     if not runs or not keys:
         return [], ["no Optuna trials with thresholds and an mIoU: no Optuna plots"]
     optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -250,7 +250,7 @@ def study_from_runs(optuna, root: Path, runs: list[dict], keys: list[str]):
     distributions = {k: uniform(*search_space(root, runs, [k])[k]) for k in keys}  # (FloatDistribution: Optuna 3)
     study = optuna.create_study(direction="maximize", study_name=root.name)
     for run in runs:
-        flat = flatten(run["config"])
+        flat = config_cells(run)
         study.add_trial(optuna.trial.create_trial(params={k: float(flat[k]) for k in keys},
                                                   distributions=distributions, value=float(run["miou"])))
     return study

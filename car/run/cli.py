@@ -44,10 +44,11 @@ def main(cfg: DictConfig) -> float:
         validate(cfg)  # conf values against car/settings.py's table, before anything heavy is imported
         check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, within seconds
         with console(verbose=bool(cfg.get("verbose", False))):  # libraries' chatter only with verbose=true
+            from car.metrics.schema import task_of
             from car.run.evaluation import evaluate
 
             metrics = evaluate(cfg)
-            return metrics["j_and_f"] if metrics.get("task") == "video" else metrics["miou"]
+            return metrics[task_of(metrics).headline]  # miou, or j_and_f for video (car/metrics/schema.py)
     except CarError as err:
         print(f"error: {err}", file=sys.stderr)
         sys.exit(2)

@@ -23,7 +23,7 @@ import pytorch_lightning as pl
 import torch
 import torchmetrics
 
-from car.metrics.referring import unit_iou
+from car.methods.segmenter import Segmenter
 from car.run.store import DamagedPrediction
 
 log = logging.getLogger(__name__)
@@ -63,12 +63,12 @@ def metric_args(sample: dict) -> dict:
 
 
 class CarPredictor(pl.LightningModule):
-    def __init__(self, segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric, keep_examples: int = 0,
-                 crf_workers: int = 0, store=None, writer=None):
+    def __init__(self, segmenter: Segmenter, models: list[torch.nn.Module], metric: torchmetrics.Metric,
+                 keep_examples: int = 0, crf_workers: int = 0, store=None, writer=None):
         super().__init__()
         self.segmenter = segmenter
         self.clips = torch.nn.ModuleList(dict.fromkeys(models))  # registered so Lightning moves them
-        self.metric = metric  # ConfusionMatrix (semantic) or ReferringIoU (referring)
+        self.metric = metric  # the task's metric (car/metrics): update per sample, compute() -> scores
         self.keep_examples = keep_examples
         self.crf_workers = crf_workers
         self.store = store  # PredictionStore: finished images are saved and, on resume, reloaded
@@ -138,8 +138,6 @@ class CarPredictor(pl.LightningModule):
         self.per_image.append({"image_id": sample_id(sample), "steps": info["steps"], "kept": info["kept"], **resized})
         if "video_id" in sample:  # video: frames and CaR's time for them (frames/s), the final scores per frame
             self.per_image[-1].update({k: info[k] for k in ("frames", "seconds", "scores") if k in info})
-        if "sentences" in sample:  # referring: the unit's IoU, for the report's histogram
-            self.per_image[-1]["iou"] = unit_iou(pred, sample["target"])
         if len(self.per_image) % 25 == 1:
             self.rss_trace.append((len(self.per_image), resident_mb()))
         if len(self.examples) < self.keep_examples and "image" in sample:

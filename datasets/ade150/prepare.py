@@ -20,12 +20,10 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
+from car.data.prepare_checks import LabelFolders, verify_folders  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
-from car.data.prepare_checks import check_count, check_labels, check_present, require_dir, sorted_stems  # noqa: E402
 
 README = "datasets/ade150/README.md"
 ZIP_NAME = "ADEChallengeData2016.zip"
@@ -38,32 +36,19 @@ NUM_CLASSES = 150  # on disk 1..150, 0 = other
 
 def verify(data_root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     root = data_root / SUBDIR
+    tree = LabelFolders("ADE20K-150", SPLIT, root / "images" / SPLIT, root / "annotations" / SPLIT, EXPECTED_IMAGES,
+                        ("L", "P"), lambda v: (v >= 0) & (v <= NUM_CLASSES), f"0..{NUM_CLASSES}", labels="annotations")
     fix = f"re-extract {ZIP_NAME} into {data_root} (see {README})"
-    image_dir, label_dir = root / "images" / SPLIT, root / "annotations" / SPLIT
-    require_dir(image_dir, "ADE20K-150", fix)
-    require_dir(label_dir, "ADE20K-150", fix)
-    ids = sorted_stems(image_dir, ".jpg")
-    check_count(ids, EXPECTED_IMAGES, "ADE20K-150 validation", image_dir, fix, allow_subset)
-    check_present(ids, lambda i: label_dir / f"{i}.png", "ADE20K-150 annotations", fix)
-    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}.png",
-                           what="ADE20K-150", fix=fix, modes=("L", "P"),
-                           allowed=lambda v: (v >= 0) & (v <= NUM_CLASSES), allowed_text=f"0..{NUM_CLASSES}",
-                           sample=sample)
-    subset = " (subset allowed)" if allow_subset else ""
-    return (f"OK: ADE20K-150 {SPLIT} at {root}: {len(ids)} images with annotations ({checked} labels checked){subset}; "
-            f"use paths.data_root={data_root}")
+    _, summary = verify_folders(tree, root, fix, allow_subset, sample)
+    return f"OK: {summary}; use paths.data_root={data_root}"
 
 
 PREPARATION = Preparation(
-    description="Extract (optionally) and verify ADE20K-150 for car-bench.",
-    readme=README,
-    verify=verify,
-    root_option="--data-root",
-    root_help=f"folder that holds (or will hold) {SUBDIR}/",
+    description="Extract (optionally) and verify ADE20K-150 for car-bench.", readme=README, verify=verify,
+    root_option="--data-root", root_help=f"folder that holds (or will hold) {SUBDIR}/",
     archives=[Archive("--zip", ZIP_NAME, f"path to {ZIP_NAME}; sha1-checked and extracted into DATA_ROOT",
                       digest=ZIP_SHA1, algorithm="sha1", keep_prefix=f"{SUBDIR}/")],
-    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
-)
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -34,10 +34,8 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, evenly_spaced  # noqa: E402
+from car.data.prepare_checks import TIF_MODES, LabelFolders, image_size, verify_folders  # noqa: E402
 from car.data.prepare_driver import Preparation, run  # noqa: E402
-from car.data.prepare_checks import (  # noqa: E402
-    TIF_MODES, check_count, check_labels, check_present, image_size, require_dir, sorted_stems,
-)
 
 README = "datasets/ade847/README.md"
 SPLIT = "validation"
@@ -184,23 +182,16 @@ def convert(root: Path, overwrite: bool = False) -> int:
 
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     fix = f"run 'python datasets/ade847/prepare.py --root {root}' (see {README})"
-    image_dir, label_dir = root / "images_detectron2" / SPLIT, root / "annotations_detectron2" / SPLIT
-    require_dir(image_dir, "ADE-847", fix)
-    require_dir(label_dir, "ADE-847", fix)
-    ids = sorted_stems(image_dir, ".jpg")
-    check_count(ids, EXPECTED_IMAGES, "ADE-847 validation", image_dir, fix, allow_subset)
-    check_present(ids, lambda i: label_dir / f"{i}.tif", "ADE-847 labels", fix)
-    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}.tif",
-                           what="ADE-847", fix=fix, modes=TIF_MODES,
-                           allowed=lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
-                           allowed_text=f"0..{NUM_CLASSES - 1} and {IGNORE}", sample=sample)
+    tree = LabelFolders("ADE-847", SPLIT, root / "images_detectron2" / SPLIT, root / "annotations_detectron2" / SPLIT,
+                        EXPECTED_IMAGES, TIF_MODES, lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
+                        f"0..{NUM_CLASSES - 1} and {IGNORE}", label_suffix=".tif")
+    ids, summary = verify_folders(tree, root, fix, allow_subset, sample)
     for image_id in evenly_spaced(ids, sample):
-        w, h = image_size(image_dir / f"{image_id}.jpg", "ADE-847", fix)
+        w, h = image_size(tree.image(image_id), "ADE-847", fix)
         if min(w, h) > MAX_SHORT_SIDE:
-            raise PrepareError(f"ADE-847 image {image_dir / image_id}.jpg is {w}x{h}, its short side above "
+            raise PrepareError(f"ADE-847 image {tree.image(image_id)} is {w}x{h}, its short side above "
                                f"{MAX_SHORT_SIDE}: it was not written by the detectron2 conversion; {fix} --overwrite.")
-    subset = " (subset allowed)" if allow_subset else ""
-    return f"OK: ADE-847 {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
+    return f"OK: {summary}"
 
 
 def convert_step(root: Path, args) -> str:
@@ -210,7 +201,8 @@ def convert_step(root: Path, args) -> str:
 PREPARATION = Preparation(
     description="Convert (optionally) and verify ADE-847 for car-bench.",
     readme=README, verify=verify, root_help="the extracted ADE20K_2021_17_01 folder", convert=convert_step,
-    overwrite_help="re-convert images that already have outputs", subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
+    overwrite_help="re-convert images that already have outputs",
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
 )
 
 

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError  # noqa: E402
+from car.data.prepare_checks import LabelFolders, verify_folders  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
-from car.data.prepare_checks import check_count, check_labels, check_present, require_dir  # noqa: E402
 
 README = "datasets/cityscapes/README.md"
 SUBDIR = "cityscapes"
@@ -42,29 +42,27 @@ LABEL_SUFFIX = "_gtFine_labelIds.png"
 NUM_LABEL_IDS = 34  # 0..33; license plate (-1) is written as 255
 
 
+def city_ids(image_dir: Path) -> list[str]:
+    return sorted(f"{p.parent.name}/{p.name[: -len(IMAGE_SUFFIX)]}" for p in image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
+
+
 def verify(data_root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     root = data_root / SUBDIR
     fix = f"extract the val parts of {ZIPS['leftimg'][0]} and {ZIPS['gtfine'][0]} into {root} (see {README})"
-    image_dir, label_dir = root / "leftImg8bit" / SPLIT, root / "gtFine" / SPLIT
-    require_dir(image_dir, "Cityscapes", fix)
-    require_dir(label_dir, "Cityscapes", fix)
-    ids = sorted(f"{p.parent.name}/{p.name[: -len(IMAGE_SUFFIX)]}" for p in image_dir.glob(f"*/*{IMAGE_SUFFIX}"))
-    check_count(ids, EXPECTED_IMAGES, "Cityscapes val", image_dir, fix, allow_subset)
-    if not allow_subset:
+    tree = LabelFolders("Cityscapes", SPLIT, root / "leftImg8bit" / SPLIT, root / "gtFine" / SPLIT, EXPECTED_IMAGES,
+                        ("L", "P"), lambda v: (v < NUM_LABEL_IDS) | (v == 255),
+                        f"the label ids 0..{NUM_LABEL_IDS - 1} (and 255)", IMAGE_SUFFIX, LABEL_SUFFIX, "gtFine labels")
+
+    def check_cities(ids: list[str]) -> None:
         counts = {city: sum(1 for i in ids if i.startswith(f"{city}/")) for city in EXPECTED_PER_CITY}
         wrong = {c: n for c, n in counts.items() if n != EXPECTED_PER_CITY[c]}
-        if wrong:
+        if wrong and not allow_subset:
             city, n = next(iter(wrong.items()))
-            raise PrepareError(f"Cityscapes val is incomplete: {image_dir / city} holds {n} of "
+            raise PrepareError(f"Cityscapes val is incomplete: {tree.image_dir / city} holds {n} of "
                                f"{EXPECTED_PER_CITY[city]} images; {fix}.")
-    check_present(ids, lambda i: label_dir / f"{i}{LABEL_SUFFIX}", "Cityscapes gtFine labels", fix)
-    checked = check_labels(ids, lambda i: image_dir / f"{i}{IMAGE_SUFFIX}", lambda i: label_dir / f"{i}{LABEL_SUFFIX}",
-                           what="Cityscapes", fix=fix, modes=("L", "P"),
-                           allowed=lambda v: (v < NUM_LABEL_IDS) | (v == 255),
-                           allowed_text=f"the label ids 0..{NUM_LABEL_IDS - 1} (and 255)", sample=sample)
-    subset = " (subset allowed)" if allow_subset else ""
-    return (f"OK: Cityscapes {SPLIT} at {root}: {len(ids)} images with gtFine labels ({checked} labels checked)"
-            f"{subset}; use paths.data_root={data_root}")
+
+    _, summary = verify_folders(tree, root, fix, allow_subset, sample, ids=city_ids, check_ids=check_cities)
+    return f"OK: {summary}; use paths.data_root={data_root}"
 
 
 def into_root(root: Path, args) -> Path:
@@ -72,15 +70,11 @@ def into_root(root: Path, args) -> Path:
 
 
 PREPARATION = Preparation(
-    description="Extract (optionally) and verify Cityscapes val for car-bench.",
-    readme=README,
-    verify=verify,
-    root_option="--data-root",
+    description="Extract (optionally) and verify Cityscapes val for car-bench.", readme=README, verify=verify,
+    subset_help=f"accept fewer than {EXPECTED_IMAGES} images", root_option="--data-root",
     root_help=f"folder that holds (or will hold) {SUBDIR}/",
     archives=[Archive(f"--{key}-zip", name, f"path to {name}", digest=md5, keep_prefix=f"{folder}/{SPLIT}/",
-                      destination=into_root) for key, (name, md5, folder) in ZIPS.items()],
-    subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
-)
+                      destination=into_root) for key, (name, md5, folder) in ZIPS.items()])
 
 
 def main(argv: list[str] | None = None) -> int:

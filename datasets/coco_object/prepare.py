@@ -34,9 +34,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data import prepare_coco  # noqa: E402
-from car.data.prepare_checks import check_labels, check_present  # noqa: E402
-from car.data.prepare_coco import ARCHIVES, COCO_THING_IDS, EXPECTED_IMAGES, ROOT_HELP, SPLIT  # noqa: E402
-from car.data.prepare_driver import Preparation, run  # noqa: E402
+from car.data.prepare_coco import COCO_THING_IDS, EXPECTED_IMAGES  # noqa: E402
+from car.data.prepare_driver import run  # noqa: E402
 
 README = "datasets/coco_object/README.md"
 OUT_SUFFIX = "_instanceTrainIds.png"
@@ -72,32 +71,11 @@ def convert_file(src: Path, dst: Path) -> None:
     prepare_coco.convert_file(src, dst, convert_stuff_map, README)
 
 
-def convert(root: Path, args) -> str:
-    """Write ``<id>_instanceTrainIds.png`` for every image that lacks one."""
-    n = prepare_coco.convert_maps(root, convert_stuff_map, OUT_SUFFIX, what="COCO-Object", readme=README,
-                                  allow_subset=args.allow_subset, overwrite=args.overwrite)
-    return f"wrote {n} {OUT_SUFFIX} label(s)"
-
-
-def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
-    """Check the converted tree; return a one-line summary or raise PrepareError."""
-    image_dir, label_dir, ids = prepare_coco.coco_tree(root, "COCO-Object", README, allow_subset)
-    fix = f"run 'python datasets/coco_object/prepare.py --root {root}' (see {README})"
-    check_present(ids, lambda i: label_dir / f"{i}{OUT_SUFFIX}", "COCO-Object labels", fix)
-    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}{OUT_SUFFIX}",
-                           what="COCO-Object", fix=f"{fix} with --overwrite", modes=("L", "P"),
-                           allowed=lambda v: (v < NUM_CLASSES) | (v == IGNORE_INDEX),
-                           allowed_text=f"0..{NUM_CLASSES - 1} (it was not written by this script)", sample=sample)
-    subset = " (subset allowed)" if allow_subset else ""
-    return f"OK: COCO-Object {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
-
-
-PREPARATION = Preparation(
-    description="Extract, convert and verify COCO-Object (val2017) for car-bench.",
-    readme=README, verify=verify, root_help=ROOT_HELP, archives=ARCHIVES, convert=convert,
-    overwrite_help="re-convert labels that already exist",
-    subset_help=f"accept fewer than the official {EXPECTED_IMAGES} val2017 images",
-)
+LABELS = prepare_coco.CocoLabels("COCO-Object", "datasets/coco_object/prepare.py", README, OUT_SUFFIX,
+                                  convert_stuff_map, lambda v: (v < NUM_CLASSES) | (v == IGNORE_INDEX),
+                                  f"0..{NUM_CLASSES - 1} (it was not written by this script)")
+PREPARATION = prepare_coco.preparation(LABELS, "Extract, convert and verify COCO-Object (val2017) for car-bench.",
+                                       f"accept fewer than the official {EXPECTED_IMAGES} val2017 images")
 
 
 def main(argv: list[str] | None = None) -> int:

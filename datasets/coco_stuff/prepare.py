@@ -33,9 +33,8 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data import prepare_coco  # noqa: E402
-from car.data.prepare_checks import check_labels, check_present  # noqa: E402
-from car.data.prepare_coco import ARCHIVES, COCO_THING_IDS, EXPECTED_IMAGES, ROOT_HELP, SPLIT  # noqa: E402
-from car.data.prepare_driver import Preparation, run  # noqa: E402
+from car.data.prepare_coco import COCO_THING_IDS, EXPECTED_IMAGES  # noqa: E402
+from car.data.prepare_driver import run  # noqa: E402
 
 README = "datasets/coco_stuff/README.md"
 OUT_SUFFIX = "_labelTrainIds.png"
@@ -73,30 +72,11 @@ def convert_stuff_map(stuff: np.ndarray) -> np.ndarray:
     return out.astype(np.uint8)
 
 
-def convert(root: Path, args) -> str:
-    """Write ``<id>_labelTrainIds.png`` for every image that lacks one."""
-    n = prepare_coco.convert_maps(root, convert_stuff_map, OUT_SUFFIX, what="COCO-Stuff", readme=README,
-                                  allow_subset=args.allow_subset, overwrite=args.overwrite)
-    return f"wrote {n} {OUT_SUFFIX} label(s)"
-
-
-def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
-    image_dir, label_dir, ids = prepare_coco.coco_tree(root, "COCO-Stuff", README, allow_subset)
-    fix = f"run 'python datasets/coco_stuff/prepare.py --root {root}' (see {README})"
-    check_present(ids, lambda i: label_dir / f"{i}{OUT_SUFFIX}", "COCO-Stuff-171 labels", fix)
-    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}{OUT_SUFFIX}",
-                           what="COCO-Stuff-171", fix=f"{fix} with --overwrite", modes=("L", "P"),
-                           allowed=lambda v: (v < NUM_CLASSES) | (v == IGNORE),
-                           allowed_text=f"0..{NUM_CLASSES - 1} and {IGNORE}", sample=sample)
-    subset = " (subset allowed)" if allow_subset else ""
-    return f"OK: COCO-Stuff-171 {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
-
-
-PREPARATION = Preparation(
-    description="Extract, convert and verify COCO-Stuff-171 (val2017) for car-bench.",
-    readme=README, verify=verify, root_help=ROOT_HELP, archives=ARCHIVES, convert=convert,
-    overwrite_help="re-convert labels that already exist", subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
-)
+LABELS = prepare_coco.CocoLabels("COCO-Stuff-171", "datasets/coco_stuff/prepare.py", README, OUT_SUFFIX,
+                                  convert_stuff_map,
+                                  lambda v: (v < NUM_CLASSES) | (v == IGNORE), f"0..{NUM_CLASSES - 1} and {IGNORE}")
+PREPARATION = prepare_coco.preparation(LABELS, "Extract, convert and verify COCO-Stuff-171 (val2017) for car-bench.",
+                                       f"accept fewer than {EXPECTED_IMAGES} images")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -37,7 +37,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, check_md5, evenly_spaced, read_ids  # noqa: E402
+from car.data.archives import PrepareError, check_digest, read_ids  # noqa: E402
+from car.data.prepare_checks import check_labels  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context/README.md"
@@ -175,38 +176,14 @@ def verify(root: Path, allow_subset: bool = False, sample: int | None = None) ->
                 f"Pascal Context val is incomplete: {len(absent)} of {len(val)} {what} missing under {folder} "
                 f"(first: {absent[0]}); {fix}."
             )
-    checked = evenly_spaced(val, sample)
-    for image_id in checked:
-        image_path, label_path = root / "JPEGImages" / f"{image_id}.jpg", root / LABEL_DIR / f"{image_id}.png"
-        try:
-            with Image.open(image_path) as im:
-                image_size = im.size
-        except Exception as exc:  # noqa: BLE001
-            raise PrepareError(f"image {image_path} cannot be read ({exc}); re-extract {TAR_NAME}.") from exc
-        try:
-            with Image.open(label_path) as lab:
-                mode, label_size = lab.mode, lab.size
-                values = np.unique(np.asarray(lab)) if mode in ("L", "P") else None
-        except Exception as exc:  # noqa: BLE001
-            raise PrepareError(f"label {label_path} cannot be read ({exc}); {fix}.") from exc
-        if values is None:
-            raise PrepareError(f"label {label_path} has mode {mode!r}, expected an 'L' or 'P' PNG of class ids; {fix}.")
-        if (values == 255).any():
-            raise PrepareError(
-                f"label {label_path} contains 255, which the mmseg conversion never writes (detectron2's "
-                f"'annotations_ctx59' use 0..58 with 255 = background, a different encoding); {fix}."
-            )
-        bad = [int(v) for v in values if int(v) >= NUM_CLASSES]
-        if bad:
-            raise PrepareError(f"label {label_path} has values {bad[:10]} outside 0..{NUM_CLASSES - 1}; {fix}.")
-        if image_size != label_size:
-            raise PrepareError(
-                f"label {label_path} is {label_size[0]}x{label_size[1]} but image {image_path} is "
-                f"{image_size[0]}x{image_size[1]}; {fix}."
-            )
+    foreign = ("a label that contains 255 is not the mmseg conversion's: detectron2's 'annotations_ctx59' use 0..58 "
+               "with 255 = background, a different encoding")
+    checked = check_labels(val, lambda i: root / "JPEGImages" / f"{i}.jpg", lambda i: root / LABEL_DIR / f"{i}.png",
+                           what="Pascal Context", fix=fix, modes=("L", "P"), allowed=lambda v: v < NUM_CLASSES,
+                           allowed_text=f"0..{NUM_CLASSES - 1} ({foreign})", sample=sample)
     subset = " (subset allowed)" if allow_subset else ""
     return (
-        f"OK: Pascal Context at {root}: val {len(val)} ids ({len(checked)} labels checked), "
+        f"OK: Pascal Context at {root}: val {len(val)} ids ({checked} labels checked), "
         f"train {len(splits['train'])}{subset}"
     )
 
@@ -224,7 +201,7 @@ def convert_step(root: Path, args) -> str | None:
         return None
     json_path = Path(args.json).expanduser()
     if json_path.is_file() and not args.skip_md5:
-        check_md5(json_path, JSON_MD5, JSON_NAME)
+        check_digest(json_path, JSON_MD5, JSON_NAME)
     counts = convert(root, json_path, args.unknown_to_background)
     return f"wrote {counts['train']} train and {counts['val']} val labels into {root / LABEL_DIR}"
 

@@ -34,9 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, read_ids  # noqa: E402
-from car.data.prepare_checks import (  # noqa: E402
-    TIF_MODES, check_count, check_labels, check_present, require_dir, sorted_stems,
-)
+from car.data.prepare_checks import TIF_MODES, LabelFolders, verify_folders  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context459/README.md"
@@ -68,21 +66,23 @@ def read_label_map(mat_path: Path) -> np.ndarray:
     try:
         return loadmat(str(mat_path))["LabelMap"]
     except Exception as exc:  # noqa: BLE001 - a broken or foreign .mat
-        raise PrepareError(f"{mat_path} has no readable LabelMap ({exc}); re-extract {TAR_NAME} (see {README}).") from exc
+        raise PrepareError(f"{mat_path} has no readable LabelMap ({exc}); re-extract {TAR_NAME} "
+                           f"(see {README}).") from exc
 
 
 def convert(root: Path, voc2010: Path, overwrite: bool = False, allow_subset: bool = False) -> int:
     """Write images/validation and annotations_ctx459/validation for every val id; returns how many."""
     split_file = voc2010 / "ImageSets" / "SegmentationContext" / "val.txt"
     if not split_file.is_file():
-        raise PrepareError(f"{split_file} does not exist; prepare Pascal Context first with datasets/context/prepare.py "
-                           f"(see {README}).")
+        raise PrepareError(f"{split_file} does not exist; prepare Pascal Context first with "
+                           f"datasets/context/prepare.py (see {README}).")
     ids = read_ids(split_file)
     if len(ids) != EXPECTED_IMAGES and not allow_subset:
         raise PrepareError(f"{split_file} lists {len(ids)} of {EXPECTED_IMAGES} val ids; re-run datasets/context/"
                            f"prepare.py (see {README}), or pass --allow-subset to accept a deliberate subset.")
     mat_dir = voc2010 / "trainval"
-    missing = [i for i in ids if not (mat_dir / f"{i}.mat").is_file() or not (voc2010 / "JPEGImages" / f"{i}.jpg").is_file()]
+    missing = [i for i in ids
+               if not (mat_dir / f"{i}.mat").is_file() or not (voc2010 / "JPEGImages" / f"{i}.jpg").is_file()]
     if missing:
         raise PrepareError(f"{len(missing)} of {len(ids)} val ids have no {mat_dir}/<id>.mat or JPEG (first: "
                            f"{missing[0]}); extract {TAR_NAME} into {voc2010} (--tar) (see {README}).")
@@ -109,18 +109,10 @@ def convert(root: Path, voc2010: Path, overwrite: bool = False, allow_subset: bo
 
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     fix = f"run 'python datasets/context459/prepare.py --root {root} --voc2010 <VOC2010>' (see {README})"
-    image_dir, label_dir = root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT
-    require_dir(image_dir, "Pascal Context-459", fix)
-    require_dir(label_dir, "Pascal Context-459", fix)
-    ids = sorted_stems(image_dir, ".jpg")
-    check_count(ids, EXPECTED_IMAGES, "Pascal Context-459 val", image_dir, fix, allow_subset)
-    check_present(ids, lambda i: label_dir / f"{i}.tif", "Pascal Context-459 labels", fix)
-    checked = check_labels(ids, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}.tif",
-                           what="Pascal Context-459", fix=fix, modes=TIF_MODES,
-                           allowed=lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
-                           allowed_text=f"0..{NUM_CLASSES - 1} and {IGNORE}", sample=sample)
-    subset = " (subset allowed)" if allow_subset else ""
-    return f"OK: Pascal Context-459 {SPLIT} at {root}: {len(ids)} images with labels ({checked} labels checked){subset}"
+    tree = LabelFolders("Pascal Context-459", SPLIT, root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT,
+                        EXPECTED_IMAGES, TIF_MODES, lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
+                        f"0..{NUM_CLASSES - 1} and {IGNORE}", label_suffix=".tif")
+    return "OK: " + verify_folders(tree, root, fix, allow_subset, sample)[1]
 
 
 def voc2010_folder(root: Path, args) -> Path:
@@ -144,7 +136,8 @@ def check_arguments(args) -> str | None:
 PREPARATION = Preparation(
     description="Convert (optionally) and verify Pascal Context-459 for car-bench.",
     readme=README, verify=verify, root_help="the pascal_ctx_d2 folder (written here)",
-    archives=[Archive("--tar", TAR_NAME, f"path to {TAR_NAME}, extracted into VOC2010 first", destination=voc2010_folder)],
+    archives=[Archive("--tar", TAR_NAME, f"path to {TAR_NAME}, extracted into VOC2010 first",
+                      destination=voc2010_folder)],
     convert=convert_step, overwrite_help="re-convert ids that already have outputs",
     subset_help=f"accept fewer than {EXPECTED_IMAGES} images",
     add_arguments=add_arguments, check_arguments=check_arguments, conflicts=("--voc2010",),

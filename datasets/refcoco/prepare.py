@@ -92,7 +92,8 @@ def _load_instances(path: Path) -> tuple[dict, set]:
         images = {int(im["id"]): str(im["file_name"]) for im in data["images"]}
         ann_ids = {int(a["id"]) for a in data["annotations"]}
     except (OSError, ValueError, KeyError, TypeError) as exc:
-        raise PrepareError(f"{path} is not a valid refer instances.json ({exc}): re-extract it (see {README}).") from exc
+        raise PrepareError(f"{path} is not a valid refer instances.json ({exc}): re-extract it "
+                           f"(see {README}).") from exc
     return images, ann_ids
 
 
@@ -124,11 +125,14 @@ def verify_dataset(data_root: Path, dataset: str, skip_counts: bool = False) -> 
                 for s in ref["sentences"]:
                     s["raw"], s["sent_id"]  # noqa: B018 - presence check
             except (KeyError, TypeError, ValueError) as exc:
-                raise PrepareError(f"{refs_path} has a malformed ref ({type(exc).__name__}: {exc}): re-extract it.") from exc
+                raise PrepareError(f"{refs_path} has a malformed ref ({type(exc).__name__}: {exc}): "
+                                   f"re-extract it.") from exc
             if ann_id not in ann_ids:
-                raise PrepareError(f"ref {ref_id} in {refs_path} points to annotation {ann_id}, absent from instances.json.")
+                raise PrepareError(f"ref {ref_id} in {refs_path} points to annotation {ann_id}, "
+                                   f"absent from instances.json.")
             if image_id not in images:
-                raise PrepareError(f"ref {ref_id} in {refs_path} points to image {image_id}, absent from instances.json.")
+                raise PrepareError(f"ref {ref_id} in {refs_path} points to image {image_id}, "
+                                   f"absent from instances.json.")
             objects[split] = objects.get(split, 0) + 1
             sentences[split] = sentences.get(split, 0) + n_sent
             if image_id not in checked_images:

@@ -23,12 +23,10 @@ import os
 import sys
 from pathlib import Path
 
-import numpy as np
-from PIL import Image
-
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
-from car.data.archives import PrepareError, evenly_spaced, read_ids  # noqa: E402
+from car.data.archives import PrepareError, read_ids  # noqa: E402
+from car.data.prepare_checks import check_labels  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 TAR_NAME = "VOCtrainval_11-May-2012.tar"
@@ -59,7 +57,8 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
             f"'python datasets/voc/prepare.py --tar <path>/{TAR_NAME} --data-root {data_root}' (see {README})."
         )
 
-    image_dir, label_dir, split_dir = root / "JPEGImages", root / "SegmentationClass", root / "ImageSets" / "Segmentation"
+    image_dir, label_dir = root / "JPEGImages", root / "SegmentationClass"
+    split_dir = root / "ImageSets" / "Segmentation"
     missing = [p for p in (image_dir, label_dir) if not p.is_dir()]
     missing += [split_dir / f"{s}.txt" for s in SPLITS if not (split_dir / f"{s}.txt").is_file()]
     if missing:
@@ -91,41 +90,14 @@ def verify(data_root: Path, allow_subset: bool = False, sample: int | None = Non
                 f"(first: {absent[0]}); {fix}."
             )
 
-    checked = evenly_spaced(val, sample)
-    for image_id in checked:
-        image_path, label_path = image_dir / f"{image_id}.jpg", label_dir / f"{image_id}.png"
-        try:
-            with Image.open(image_path) as im:
-                image_size = im.size
-        except Exception as exc:  # noqa: BLE001 - any decoder error means a broken file
-            raise PrepareError(f"VOC2012 image {image_path} cannot be read ({exc}); {fix}.") from exc
-        try:
-            with Image.open(label_path) as lab:
-                mode, label_size = lab.mode, lab.size
-                values = np.unique(np.asarray(lab)) if mode in ("P", "L") else None
-        except Exception as exc:  # noqa: BLE001
-            raise PrepareError(f"VOC2012 label {label_path} cannot be read ({exc}); {fix}.") from exc
-        if values is None:
-            raise PrepareError(
-                f"VOC2012 label {label_path} has mode {mode!r}, expected a palette ('P') or 'L' PNG of class "
-                f"indices; {fix}."
-            )
-        bad = sorted(int(v) for v in values if int(v) not in VALID_LABELS)
-        if bad:
-            raise PrepareError(
-                f"VOC2012 label {label_path} has values {bad[:10]} outside 0..{NUM_CLASSES - 1} and {IGNORE_INDEX}; "
-                f"{fix}."
-            )
-        if image_size != label_size:
-            raise PrepareError(
-                f"VOC2012 label {label_path} is {label_size[0]}x{label_size[1]} but image {image_path} is "
-                f"{image_size[0]}x{image_size[1]}; {fix}."
-            )
+    checked = check_labels(val, lambda i: image_dir / f"{i}.jpg", lambda i: label_dir / f"{i}.png", what="VOC2012",
+                           fix=fix, modes=("P", "L"), allowed=lambda v: (v < NUM_CLASSES) | (v == IGNORE_INDEX),
+                           allowed_text=f"0..{NUM_CLASSES - 1} and {IGNORE_INDEX}", sample=sample)
 
     n_jpeg = sum(1 for e in os.scandir(image_dir) if e.name.endswith(".jpg"))
     subset = " (subset allowed)" if allow_subset else ""
     return (
-        f"OK: Pascal VOC 2012 at {root}: val {len(val)} ids ({len(checked)} labels checked), "
+        f"OK: Pascal VOC 2012 at {root}: val {len(val)} ids ({checked} labels checked), "
         f"train {len(splits['train'])}, trainval {len(splits['trainval'])}, JPEGImages {n_jpeg} files{subset}; "
         f"use paths.data_root={data_root}"
     )

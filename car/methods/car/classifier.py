@@ -14,7 +14,7 @@ from PIL import Image
 
 from car.clip.load import ClipModel
 from car.clip.surgery import encode_cls
-from car.methods.car.text import TextEncoder, fill
+from car.clip.text import TextEncoder, fill
 
 
 def classifier_preprocess(image: np.ndarray, clip: ClipModel) -> torch.Tensor:

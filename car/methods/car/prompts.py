@@ -60,7 +60,7 @@ class VisualPrompt:
         self.eta = float(eta)
         self.gray_weights = gray_weights
 
-    def with_types(self, types) -> "VisualPrompt":
+    def with_types(self, types) -> VisualPrompt:
         return VisualPrompt(types, self.eta, self.gray_weights)
 
     def __call__(self, image: np.ndarray, soft_map: np.ndarray) -> np.ndarray:

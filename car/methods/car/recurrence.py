@@ -19,10 +19,11 @@ import numpy as np
 import torch
 
 from car.clip.precision import to_fp16_weights
+from car.clip.text import TextEncoder
 from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
-from car.methods.car.text import TextEncoder, origami
+from car.methods.car.text import origami
 
 
 @dataclass
@@ -50,12 +51,6 @@ class CarResult:
     @property
     def steps(self) -> int:
         return len(self.history)
-
-    def full_scores(self, num_queries: int) -> np.ndarray:
-        """Scores for every original query: 0 for pruned ones. [K0]."""
-        out = np.zeros(num_queries, dtype=np.float32)
-        out[self.live] = self.scores
-        return out
 
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # mixed precision (Q32)

@@ -19,9 +19,9 @@ import torch
 import torch.nn.functional as F
 
 from car.clip.surgery import encode_cls
+from car.clip.text import TextEncoder
 from car.methods.car.classifier import MaskClassifier, classifier_preprocess
 from car.methods.car.proposals import ProposalGenerator, affinity
-from car.methods.car.text import TextEncoder
 
 
 class ReferenceProposalGenerator(ProposalGenerator):

@@ -11,15 +11,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from car.methods.car.recurrence import CaR
+from car.methods.car.text import clean_referring_expression
+from car.methods.pixel_budget import PixelBudget
 from car.postprocess.crf import (
     DenseCRF,
     binary_mask,
     paint_label_map,
     semantic_masks,
 )
-from car.methods.car.recurrence import CaR
-from car.methods.car.text import clean_referring_expression
-from car.methods.pixel_budget import PixelBudget
 
 
 @dataclass
@@ -57,6 +57,11 @@ class SemanticCaR:
         self.crf = crf
         self.bg_factor = bg_factor
         self.background = background
+
+    @property
+    def models(self) -> list:
+        """SAM's model (postprocess=sam), moved to the device with the CLIPs."""
+        return [self.sam_masks.sam] if self.sam_masks is not None else []
 
     def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
         """sample["image"] [H, W, 3] uint8 -> (label map [H, W] int64, info for logging)."""
@@ -130,6 +135,11 @@ class ReferringCaR:
         self.vote_threshold = vote_threshold
         self.min_area = min_area
         self.crf_onehot_fixed = crf_onehot_fixed
+
+    @property
+    def models(self) -> list:
+        """SAM's model (postprocess=sam), moved to the device with the CLIPs."""
+        return [self.sam_masks.sam] if self.sam_masks is not None else []
 
     def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
         proposals, info = self.propose(sample)

@@ -60,7 +60,15 @@ def merge_object_masks(masks: np.ndarray, scores: np.ndarray, ids: list[int], ma
 
 class VideoCaR:
     """Segments a video sample: frames uint8 [T, 3, H, W], expressions {object id: text} ->
-    (label maps uint8 [T, H, W], info). Each frame runs within `budget` and comes back at full size."""
+    (label maps uint8 [T, H, W], info). Each frame runs within `budget` and comes back at full size.
+    A `Segmenter` (car/methods/segmenter.py) without the propose/finish split: a video's frames run in order."""
+
+    budget = None  # the pixel budget applies to each frame (frame_budget), not to the sample
+    sam_masks = None  # the paper's video CaR uses the dense CRF only
+
+    @property
+    def models(self) -> list:
+        return []  # its CLIPs are the backbone's
 
     def __init__(self, car: CaR, crf: DenseCRF | None, bg_factor: float = 1.0, expressions: str = "together",
                  budget: PixelBudget | None = None):

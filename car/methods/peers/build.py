@@ -4,20 +4,17 @@ from __future__ import annotations
 
 from omegaconf import DictConfig, OmegaConf
 
+from car.clip.load import ClipModel
+from car.errors import CarError
 from car.methods.peers.features import LastBlock
 from car.methods.peers.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
 from car.methods.peers.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
 from car.methods.peers.text import class_queries, resolve_templates
-from car.clip.load import ClipModel
-from car.errors import CarError
-
-PEER_METHODS = ("maskclip", "sclip", "clearclip", "naclip")  # training-free CLIPs: one changed last block
-OTHER_METHODS = ("groupvit",)  # with their own model (method.model), not the backbone's CLIP
 
 
-def uses_backbone(cfg: DictConfig) -> bool:
-    """Whether the run loads the `backbone` CLIPs (CaR and the CLIP peers); GroupViT has its own model."""
-    return cfg.method.name not in OTHER_METHODS
+def predicts_background(cfg: DictConfig) -> bool:
+    """A peer queries background only when the dataset scores it (bg_protocol=null)."""
+    return cfg.dataset.get("bg_protocol") is None
 
 
 def scaled_geometry(method: DictConfig, image_size: int) -> InputGeometry:
@@ -35,9 +32,6 @@ def scaled_geometry(method: DictConfig, image_size: int) -> InputGeometry:
 def build_peer_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel | None = None):
     """The segmenter of `cfg.method.name` on the proposal CLIP (peers use a single CLIP)."""
     m, d = cfg.method, cfg.dataset
-    if m.name not in PEER_METHODS + OTHER_METHODS:
-        raise CarError(f"method '{m.name}' is not implemented; choose car or one of "
-                       f"{', '.join(PEER_METHODS + OTHER_METHODS)}.")
     if d.get("task", "semantic") != "semantic":
         raise CarError(f"method={m.name} segments semantic datasets only; dataset '{d.name}' is {d.task}.")
     post = cfg.get("postprocess") or {}
@@ -48,7 +42,7 @@ def build_peer_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_c
         return build_groupvit(cfg)
     classes = class_queries(d.name, list(d.class_names), m.class_names.get("dir"),
                             list(m.class_names.get("background_words") or []),
-                            query_background=d.get("bg_protocol") is None)
+                            query_background=predicts_background(cfg))
     last = LastBlock(m.last_block.attention, bool(m.last_block.residual), bool(m.last_block.ffn),
                      m.last_block.get("gaussian_std"))
     refinement = Refinement(int(m.pamr.iterations), tuple(m.pamr.dilations)) if m.pamr.enabled else Refinement()

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from car.methods.peers.attention import ATTENTION_KINDS, changed_last_block
 from car.clip.surgery import embed_tokens, num_blocks, project, run_blocks
+from car.methods.peers.attention import ATTENTION_KINDS, changed_last_block
 
 
 @dataclass(frozen=True)

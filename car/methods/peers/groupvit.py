@@ -35,10 +35,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from car.errors import CarError
 from car.methods.peers.segmenter import AUTOCAST, InputGeometry, Refinement
 from car.methods.peers.sliding import resize_short_side, sliding_logits
 from car.methods.peers.text import ClassQueries
-from car.errors import CarError
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +87,8 @@ class GroupViTSegmenter:
     """Same interface as PeerSegmenter: propose (model part) -> finish (CPU part); cpu_part()."""
 
     name = "groupvit"
+    budget = None  # it sizes its own input (geometry)
+    sam_masks = None  # SAM refines CaR's masks only
 
     def __init__(self, model, classes: ClassQueries, templates: list[str], geometry: InputGeometry,
                  bg_thresh: float | None, top_k: int = 5, logit_scale_max: float = 100.0, precision: str = "fp32"):

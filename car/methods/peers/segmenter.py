@@ -17,13 +17,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from car.clip.load import ClipModel
+from car.clip.text import TextEncoder
 from car.methods.peers.decision import label_map
 from car.methods.peers.features import LastBlock, patch_logits
 from car.methods.peers.pamr import pamr
 from car.methods.peers.sliding import resize_short_side, sliding_logits
 from car.methods.peers.text import ClassQueries, class_embeddings
-from car.clip.load import ClipModel
-from car.methods.car.text import TextEncoder
 
 AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
@@ -55,6 +55,9 @@ class Refinement:
 
 
 class PeerSegmenter:
+    budget = None  # the peers size their own input (geometry)
+    sam_masks = None  # SAM refines CaR's masks only
+
     def __init__(self, name: str, clip: ClipModel | None, last_block: LastBlock, classes: ClassQueries,
                  templates: list[str], geometry: InputGeometry, decision: Decision,
                  refinement: Refinement = Refinement(), pos_mode: str = "bicubic", precision: str = "fp32",
@@ -71,6 +74,10 @@ class PeerSegmenter:
         self.precision = precision
         self.text = TextEncoder(clip, cache_dir=text_cache) if clip is not None else None
         self._embeddings: torch.Tensor | None = None  # [Q, D], computed on first use (model on its device)
+
+    @property
+    def models(self) -> list[torch.nn.Module]:
+        return []  # its CLIP is the backbone's, moved by the predictor
 
     def __call__(self, sample: dict) -> tuple[np.ndarray, dict]:
         logits, info = self.propose(sample)

@@ -27,8 +27,8 @@ import torch
 import torch.nn.functional as F
 from open_clip.zero_shot_metadata import OPENAI_IMAGENET_TEMPLATES
 
+from car.clip.text import TextEncoder, fill
 from car.errors import CarError
-from car.methods.car.text import TextEncoder, fill
 
 log = logging.getLogger(__name__)
 

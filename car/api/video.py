@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from car.api import Segmentation, clean_phrases, read_image
+from car.api.images import Segmentation, clean_phrases, read_image
 from car.data.video_io import FOLDER_FPS, VideoSource, open_video
 from car.errors import CarError
 

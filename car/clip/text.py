@@ -1,0 +1,157 @@
+"""CLIP text encoding shared by every method: templates filled with a query, and unit-norm text
+embeddings cached per string in memory and, with a cache directory, on disk across runs."""
+
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import re
+import tempfile
+import time
+import weakref
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from car.clip.load import ClipModel
+
+log = logging.getLogger(__name__)
+
+
+def fill(template: str, query: str) -> str:
+    return template.replace("{}", query)
+
+
+_LIVE: weakref.WeakSet[TextEncoder] = weakref.WeakSet()
+
+
+def flush_all() -> None:
+    """Write every live encoder's new embeddings to its disk cache (also run at exit)."""
+    for encoder in list(_LIVE):
+        encoder.flush()
+
+
+atexit.register(flush_all)
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """sha256 of the text tower's tensors (every state entry outside `visual.`): the identity of
+    the weights the embeddings come from, whatever their source (tag, file, seeded random init)."""
+    h = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        if name.startswith("visual."):
+            continue
+        t = tensor.detach().cpu().contiguous()
+        h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return h.hexdigest()
+
+
+class TextEncoder:
+    """Unit-norm CLIP text embeddings with a per-string cache.
+
+    The in-memory cache lives as long as the encoder (one per CLIP model), so templates,
+    background words and class names are embedded once per run, whatever the number of images.
+    With `cache_dir`, embeddings also persist on disk across runs (sweeps over η/θ/λ never change
+    them): one file per (architecture, text-tower weights hash, device type, autocast dtype),
+    a dict {text: float32 tensor} written with torch.save and read with `weights_only=True`.
+    """
+
+    SAVE_EVERY_S = 30.0  # new entries are written at most this often, and at flush()/exit
+
+    def __init__(self, clip: ClipModel, batch_size: int = 256, cache_dir: str | os.PathLike | None = None):
+        self.clip = clip
+        self.batch_size = batch_size
+        self._cache: dict[str, torch.Tensor] = {}
+        self.cache_dir = Path(cache_dir) / "text_embeddings" if cache_dir else None
+        self._digest: str | None = None
+        self._disk: dict[str, dict[str, torch.Tensor]] = {}  # cache file -> its entries (CPU)
+        self._new: dict[str, dict[str, torch.Tensor]] = {}  # cache file -> entries not yet written
+        self._last_save = 0.0
+        self.disk_hits = 0
+        if self.cache_dir is not None:
+            _LIVE.add(self)
+
+    @torch.no_grad()
+    def __call__(self, texts: list[str]) -> torch.Tensor:
+        """texts: n strings -> [n, D] unit-norm embeddings (float32, on the model's device)."""
+        missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
+        path = self.cache_path() if missing and self.cache_dir is not None else None
+        if path is not None:
+            stored = self._load(path)
+            found = [t for t in missing if t in stored]
+            for t in found:
+                self._cache[t] = stored[t].to(self.clip.device)
+            self.disk_hits += len(found)
+            missing = [t for t in missing if t not in stored]
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            tokens = self.clip.tokenizer(chunk).to(self.clip.device)  # [n, context]; long texts truncated
+            emb = F.normalize(self.clip.model.encode_text(tokens).float(), dim=-1)  # [n, D]
+            self._cache.update(zip(chunk, emb))
+            if path is not None:
+                new = {t: e.detach().cpu().clone() for t, e in zip(chunk, emb)}
+                self._disk[str(path)].update(new)
+                self._new.setdefault(str(path), {}).update(new)
+        if missing and path is not None and time.monotonic() - self._last_save > self.SAVE_EVERY_S:
+            self.flush()
+        if not texts:
+            return torch.empty(0, self.embed_dim, device=self.clip.device)
+        return torch.stack([self._cache[t] for t in texts])
+
+    @property
+    def embed_dim(self) -> int:
+        return int(self.clip.model.text_projection.shape[1])
+
+    def cache_path(self) -> Path:
+        """This model's cache file for the current device and autocast state."""
+        if self._digest is None:
+            self._digest = weights_digest(self.clip.model)
+        device = self.clip.device.type
+        mode = str(torch.get_autocast_dtype(device)).replace("torch.", "") if torch.is_autocast_enabled(device) \
+            else "fp32"
+        arch = re.sub(r"[^A-Za-z0-9._-]", "_", str(self.clip.arch))
+        return self.cache_dir / f"{arch}-{self._digest[:16]}-{device}-{mode}.pt"
+
+    def _load(self, path: Path) -> dict[str, torch.Tensor]:
+        key = str(path)
+        if key not in self._disk:
+            self._disk[key] = self._read(path)
+        return self._disk[key]
+
+    def _read(self, path: Path) -> dict[str, torch.Tensor]:
+        if not path.is_file():
+            return {}
+        try:
+            payload = torch.load(path, map_location="cpu", weights_only=True)
+            if payload.get("weights") != self._digest or payload.get("arch") != str(self.clip.arch):
+                raise ValueError("key mismatch")
+            return dict(payload["embeddings"])
+        except Exception as err:  # a damaged or foreign file is a cache miss, never an error
+            log.warning("ignoring text-embedding cache %s (%s)", path, err)
+            return {}
+
+    def flush(self) -> None:
+        """Merge this encoder's new entries into the cache files (atomic replace)."""
+        for key, new in list(self._new.items()):
+            if not new:
+                continue
+            path = Path(key)
+            path.parent.mkdir(parents=True, exist_ok=True)
+            merged = {**self._read(path), **new}  # keep entries other processes wrote meanwhile
+            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+            os.close(fd)
+            try:
+                torch.save({"arch": str(self.clip.arch), "weights": self._digest, "embeddings": merged}, tmp)
+                umask = os.umask(0)
+                os.umask(umask)
+                os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; cache files are shareable
+                os.replace(tmp, path)
+            finally:
+                if os.path.exists(tmp):
+                    os.unlink(tmp)
+            self._new[key] = {}
+        self._last_save = time.monotonic()

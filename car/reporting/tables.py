@@ -1,0 +1,34 @@
+"""The console's tables of a run (printed at its end, per_class_iou.md), from its metrics.json record."""
+
+from __future__ import annotations
+
+
+def per_class_table(metrics: dict) -> str:
+    lines = ["| class | IoU |", "|---|---|"]
+    for name, iou in metrics.get("per_class_iou", {}).items():
+        lines.append(f"| {name} | {'—' if iou is None else f'{iou:.2f}'} |")
+    return "\n".join(lines)
+
+
+def delta_cell(metrics: dict) -> str:
+    """Δ to the paper only where the run is comparable (car/reporting/comparability.py), else why not."""
+    paper = (metrics.get("published") or {}).get("miou")
+    if paper is None:
+        return "—"
+    comparison = metrics.get("comparison") or {"comparable": True}
+    if not comparison["comparable"]:
+        return f"not comparable ({comparison['reason']})"
+    return f"{metrics['miou'] - paper:+.2f}"
+
+
+def comparison_table(metrics: dict, rule: str) -> str:
+    """The console's one-row table: the headline under `rule`, the paper's number and the Δ."""
+    paper = (metrics.get("published") or {}).get("miou")
+    delta = delta_cell(metrics)
+    extra = f" oIoU {metrics['oiou']:.2f} |" if "oiou" in metrics else ""
+    return "\n".join([
+        f"| dataset | backbone | images | mIoU ({rule}) | paper | Δ |{' oIoU |' if extra else ''}",
+        "|---|---|---|---|---|---|" + ("---|" if extra else ""),
+        f"| {metrics['dataset']} | {metrics['backbone']['name']} | {metrics['num_images']} | {metrics['miou']:.2f} | "
+        f"{'—' if paper is None else paper} | {delta} |{extra}",
+    ])
