@@ -8,6 +8,7 @@ from omegaconf import DictConfig
 
 from car.config import CONFIG_DIR, compose
 from car.errors import CarError
+from car.metrics.schema import task_of
 from car.settings import validate
 
 DEFAULT_PROFILE = "shapes"
@@ -59,7 +60,7 @@ def compose_profile(profile: str = DEFAULT_PROFILE, backbone: str | None = None,
 def check_config(cfg: DictConfig) -> DictConfig:
     """car.settings.validate, then what single images need: a semantic profile, CaR, no oracle."""
     validate(cfg)
-    if cfg.dataset.get("task", "semantic") != "semantic":
+    if task_of(cfg.dataset).name != "semantic":
         raise CarError(f"Profile '{cfg.dataset.name}' is a referring profile; use a semantic one "
                        f"({', '.join(profiles())}).")
     if cfg.method.name != "car":

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from car.config import CONFIG_DIR
 from car.metrics import BG_PROTOCOLS, protocol_name
+from car.reporting.tables import fmt
 from car.settings import OTHER_METHODS, PEER_METHODS
 
 VIDEO_MEASURES = ("J&F", "J", "F")  # the columns of a video run (summarise_video)
@@ -114,10 +115,6 @@ def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
                                                  "source": paper.get("source")},
             "ours_under_paper_rule": ours, "delta": None if ours is None else ours - paper["miou"],
             "differences": protocol_differences(metrics), "error": None}
-
-
-def fmt(value, spec: str = ".2f") -> str:
-    return "—" if value is None else format(value, spec)
 
 
 def markdown(rows: list[dict], dataset: str, command: str) -> str:

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 
+def fmt(value, spec: str = ".2f") -> str:
+    """A number in a table cell: `spec`-formatted, or — when there is none."""
+    return "—" if value is None else format(value, spec)
+
+
 def per_class_table(metrics: dict) -> str:
     lines = ["| class | IoU |", "|---|---|"]
     for name, iou in metrics.get("per_class_iou", {}).items():

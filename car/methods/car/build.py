@@ -15,17 +15,18 @@ from car.methods.car.recurrence import CaR
 from car.methods.car.segmenter import QueryPass, ReferringCaR, SemanticCaR
 from car.methods.car.video import VideoCaR
 from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
+from car.metrics.schema import task_of
 from car.postprocess.crf import DenseCRF
 from car.postprocess.sam import build_sam
 
 
 def is_referring(cfg: DictConfig) -> bool:
-    return cfg.dataset.get("task", "semantic") == "referring"
+    return task_of(cfg.dataset).name == "referring"
 
 
 def is_video(cfg: DictConfig) -> bool:
     """Video datasets (shapes_video, ref_davis17): the referring CaR per frame, scored with the DAVIS measures."""
-    return cfg.dataset.get("task", "semantic") == "video"
+    return task_of(cfg.dataset).name == "video"
 
 
 def build_car(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel) -> CaR:

@@ -10,6 +10,7 @@ from car.methods.peers.features import LastBlock
 from car.methods.peers.groupvit import GroupViTSegmenter, groupvit_classes, load_groupvit
 from car.methods.peers.segmenter import Decision, InputGeometry, PeerSegmenter, Refinement
 from car.methods.peers.text import class_queries, resolve_templates
+from car.metrics.schema import task_of
 
 
 def predicts_background(cfg: DictConfig) -> bool:
@@ -32,7 +33,7 @@ def scaled_geometry(method: DictConfig, image_size: int) -> InputGeometry:
 def build_peer_segmenter(cfg: DictConfig, proposal_clip: ClipModel, classifier_clip: ClipModel | None = None):
     """The segmenter of `cfg.method.name` on the proposal CLIP (peers use a single CLIP)."""
     m, d = cfg.method, cfg.dataset
-    if d.get("task", "semantic") != "semantic":
+    if task_of(d).name != "semantic":
         raise CarError(f"method={m.name} segments semantic datasets only; dataset '{d.name}' is {d.task}.")
     post = cfg.get("postprocess") or {}
     if post.get("name", "none") != "none":
