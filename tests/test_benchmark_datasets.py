@@ -166,7 +166,8 @@ def test_class_names_follow_the_peers_files():
 
 @pytest.mark.parametrize("dataset,classes,first,last", [
     ("ade150", 150, "wall", "flag"), ("ade847", 847, "wall", "adding machine, totalizer, totaliser"),
-    ("context459", 459, "accordion", "wool"), ("coco_stuff", 171, "person", "wood"), ("cityscapes", 19, "road", "bicycle"),
+    ("context459", 459, "accordion", "wool"), ("coco_stuff", 171, "person", "wood"),
+    ("cityscapes", 19, "road", "bicycle"),
 ])
 def test_configs_cover_every_class_once(dataset, classes, first, last):
     d = compose([f"dataset={dataset}"]).dataset

@@ -20,5 +20,6 @@ def markdown_table(rows: list[dict]) -> str:
              "|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['variant']} | `{' '.join(r['overrides']) or '(paper setting)'}` | {r['miou']:.2f} | "
-                     f"{r['pixel_accuracy']:.2f} | {r['mean_steps']:.2f} | {r['num_images']} | {r['s_per_image']:.3f} |")
+                     f"{r['pixel_accuracy']:.2f} | {r['mean_steps']:.2f} | {r['num_images']} | "
+                     f"{r['s_per_image']:.3f} |")
     return "\n".join(lines)
