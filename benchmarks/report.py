@@ -87,7 +87,8 @@ def render_one(name: str, r: dict, md_dir: Path, json_dir: Path) -> list[str]:
             lines.append(f"- reference: {r['reference_note']}")
     c = r.get("crf_overlap")
     if c:
-        lines.append(f"- CRF pool (`crf_workers={c['crf_workers']}`, car/run/predictor.py) on {len(c['images'])} images "
+        lines.append(f"- CRF pool (`crf_workers={c['crf_workers']}`, car/run/predictor.py) "
+                     f"on {len(c['images'])} images "
                      f"after a warm-up image: {_time(c['overlapped_s_per_image'])}/image against "
                      f"{_time(c['serial_s_per_image'])}/image with the CRF in the main process "
                      f"({c['speedup']:.2f}x; CLIP part {_time(c['clip_part_s_per_image'])}, CPU part "

@@ -67,7 +67,8 @@ def car_imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             names = [base] + [f"{base}.{a.name}" for a in node.names]  # `from car.x import module` imports car.x.module
             found.update(n for n in names if n.split(".")[0] == "car")
         elif isinstance(node, ast.Import):

@@ -133,7 +133,8 @@ def markdown(rows: list[dict], dataset: str, command: str) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         if row["error"]:
-            lines.append(f"| {row['method']} | " + " | ".join(["—"] * (len(head) - 2)) + f" | not run: {row['error']} |")
+            blanks = " | ".join(["—"] * (len(head) - 2))
+            lines.append(f"| {row['method']} | {blanks} | not run: {row['error']} |")
             continue
         paper = row["paper"] or {}
         verified = "" if paper.get("verified", True) else "*"

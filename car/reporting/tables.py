@@ -8,6 +8,12 @@ def fmt(value, spec: str = ".2f") -> str:
     return "—" if value is None else format(value, spec)
 
 
+def markdown(header: list[str], rows: list[list]) -> str:
+    """A Markdown table: the header, its rule, one line of cells per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
 def per_class_table(metrics: dict) -> str:
     lines = ["| class | IoU |", "|---|---|"]
     for name, iou in metrics.get("per_class_iou", {}).items():
