@@ -79,7 +79,8 @@ def run_official(case: str, python: Path, weights: Path, work: Path, threads: in
     if proc.returncode != 0 or not match:
         raise SystemExit(f"the official code failed ({proc.returncode}): {proc.stderr[-3000:]}")
     steps = len(re.findall(r"^step \d+:", proc.stdout, flags=re.MULTILINE))
-    return {"load_average_after": [round(x, 2) for x in os.getloadavg()], "command": " ".join(cmd[1:]).replace(str(REPO.parent), ".."), "build_s": float(match[1]),
+    return {"load_average_after": [round(x, 2) for x in os.getloadavg()],
+            "command": " ".join(cmd[1:]).replace(str(REPO.parent), ".."), "build_s": float(match[1]),
             "inference_s": float(match[2]), "process_wall_s": wall, "steps": steps}
 
 
@@ -137,7 +138,8 @@ def machine(threads: int) -> dict:
     import torch
 
     return {"platform": platform.platform(), "processor": platform.processor(), "torch": torch.__version__,
-            "threads": threads, "cpu_count": os.cpu_count(), "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
+            "threads": threads, "cpu_count": os.cpu_count(),
+            "load_average_at_start": [round(x, 2) for x in os.getloadavg()]}
 
 
 PARTS = ("ours", "official", "segment")

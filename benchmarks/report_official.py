@@ -43,7 +43,8 @@ def render_official(name: str, r: dict) -> list[str]:
     for case, c in r["cases"].items():
         o = c["ours"]
         lines += [f"### {case}: per stage (steady state) against the floor", "",
-                  (f"Steps {o['steps']}, live queries per step {o['live_per_step']} (random weights: one query survives "
+                  (f"Steps {o['steps']}, live queries per step {o['live_per_step']} (random weights: one query "
+                   f"survives "
                   f"step 1); first image with the text cache cold: {_s(o['first_image_text_cache_cold_s'])}; process "
                   f"start-up {_s(o['imports_s'])} imports + {_s(o['build_s'])} config and model load."), "",
                   ("| stage | ours, steady (s) | ours, first image (s) | FLOPs it must do (GFLOP) | floor (s) "
@@ -52,7 +53,8 @@ def render_official(name: str, r: dict) -> list[str]:
             f = c["floors"].get(stage) if stage in MATMUL_STAGES else None
             first = o["first_image_stages_s"].get(stage, 0.0)
             if f:
-                lines.append(f"| {SHOWN.get(stage, stage)} | {sec:.3f} | {first:.3f} | {f['gflop']:.1f} | {f['floor_s']:.3f} | "
+                lines.append(f"| {SHOWN.get(stage, stage)} | {sec:.3f} | {first:.3f} | {f['gflop']:.1f} | "
+                             f"{f['floor_s']:.3f} | "
                              f"{sec / f['floor_s']:.1f}x |")
             else:
                 lines.append(f"| {SHOWN.get(stage, stage)} | {sec:.3f} | {first:.3f} | - | - | not a matmul workload |")
@@ -89,6 +91,7 @@ def readme_summary(r: dict) -> str:
                    + (f"{c['speedup_steady']:.1f}x | {c['speedup_first_image']:.1f}x |" if off else "- | - |"))
     seg = r.get("segment")
     if seg:
-        out += ["", (f"`car-segment` on the 500-px image, cold (a new process: imports {_s(seg['imports_and_startup_s'])}, "
+        out += ["", (f"`car-segment` on the 500-px image, cold (a new process: imports "
+                     f"{_s(seg['imports_and_startup_s'])}, "
                 f"model load {_s(seg['model_load_s'])}, the image {_s(seg['image_s'])}): **{_s(seg['wall_s'])}**.")]
     return "\n".join(out)

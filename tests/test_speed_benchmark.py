@@ -21,7 +21,8 @@ from benchmarks.floors import stage_flops
 
 def _dims(clip) -> dict:
     v = clip.visual
-    return {"width": v.transformer.width, "layers": len(v.transformer.resblocks), "embed": clip.model.text_projection.shape[1],
+    return {"width": v.transformer.width, "layers": len(v.transformer.resblocks),
+            "embed": clip.model.text_projection.shape[1],
             "patch": clip.patch_size, "classifier_size": clip.image_size}
 
 
