@@ -87,7 +87,8 @@ def run_official(case: str, python: Path, weights: Path, work: Path, threads: in
 def run_segment(weights: Path, work: Path, threads: int) -> dict:
     """car-segment on the VOC image with the 20 VOC query strings, cold: the command's whole wall time."""
     image = CASES["voc20"]["image"]
-    cmd = [sys.executable, "-m", "car.apps.segment", str(image), "--out", str(work / "segment"), "--profile", "voc",
+    out = work / "segment"
+    cmd = [sys.executable, "-m", "car.apps.segment", str(image), "--out", str(out), "--overwrite", "--profile", "voc",
            "--backbone", "vitb16", "--weights", str(weights), "--set", f"paths.cache_dir={work / 'cache'}"]
     for q in VOC_QUERIES:
         cmd += ["--text", q]
@@ -99,7 +100,7 @@ def run_segment(weights: Path, work: Path, threads: int) -> dict:
         if proc.returncode != 0:
             raise SystemExit(f"car-segment failed: {proc.stderr[-3000:]}")
         runs.append(wall)
-    record = json.loads((work / "segment" / f"{image.stem}.json").read_text())
+    record = json.loads((out / f"{image.stem}.json").read_text())
     t = record["timings"]
     image_s = t["total"] + t["write"]
     return {"command": "car-segment " + " ".join(cmd[3:]).replace(str(REPO.parent), ".."),
@@ -227,6 +228,8 @@ def main(argv=None) -> None:
             entry["official"] = kept["official"]
         add_ratios(entry)
         report["cases"][case] = entry
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")  # kept if a later part fails
         print(f"{case}: " + json.dumps({k: entry[k] for k in ("speedup_steady", "speedup_first_image") if k in entry}),
               flush=True)
     for part in parts:
