@@ -39,6 +39,7 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
 from car.clip.load import load_clip  # noqa: E402
 from car.clip.text import TextEncoder  # noqa: E402
 from car.data.common import read_rgb  # noqa: E402
@@ -46,7 +47,6 @@ from car.methods.car.classifier import MaskClassifier  # noqa: E402
 from car.methods.car.prompts import VisualPrompt  # noqa: E402
 from car.methods.car.proposals import ProposalGenerator  # noqa: E402
 from car.methods.car.recurrence import FP16_WEIGHTS, PRECISIONS, CaR  # noqa: E402
-from car.methods.car.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
 from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("CAR_SHARED_DATA") or REPO.parent / "shared" / "data")  # as tests/conftest.py
@@ -56,7 +56,7 @@ VOC_QUERIES = ["aeroplane", "bicycle", "bird avian", "boat", "bottle", "bus", "c
                "diningtable", "dog", "horse", "motorbike", "person with clothes,people,human", "pottedplant",
                "sheep", "sofa", "train", "tvmonitor screen"]
 REFERENCE_NOTE = (
-    "The reference is car/methods/car/reference.py run in the same process: our stages with the official code's loop "
+    "The reference is benchmarks/reference.py run in the same process: our stages with the official code's loop "
     "structure (per query one full visual-tower forward, trunk included, and one gradCAM backward; per classifier "
     "template every prompted image re-encoded alone; every text - queries, background words, filled templates - "
     "embedded anew for every image). It gives the same masks and scores (checked below). It is not the official "

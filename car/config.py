@@ -62,4 +62,5 @@ def flatten(node, prefix: str = "") -> dict:
     """A nested config (plain dicts) as {"a.b.c": leaf}; `prefix` is put before every key."""
     if not isinstance(node, dict):
         return {prefix: node}
-    return {k: v for key, value in node.items() for k, v in flatten(value, f"{prefix}.{key}" if prefix else key).items()}
+    return {k: v for key, value in node.items()
+            for k, v in flatten(value, f"{prefix}.{key}" if prefix else str(key)).items()}

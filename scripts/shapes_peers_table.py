@@ -51,7 +51,8 @@ def main() -> None:
     p.add_argument("--num-images", type=int, default=200)
     p.add_argument("--out", type=Path, default=REPO / "results")
     args = p.parse_args()
-    command = "python scripts/shapes_peers_table.py" + ("" if args.num_images == 200 else f" --num-images {args.num_images}")
+    command = "python scripts/shapes_peers_table.py" + (
+        "" if args.num_images == 200 else f" --num-images {args.num_images}")
     start = time.time()
     with tempfile.TemporaryDirectory() as tmp:
         full = run(args.num_images, Path(tmp) / "full")
@@ -67,14 +68,17 @@ def main() -> None:
                "ci_rows": ci, "minutes": round((time.time() - start) / 60, 1)}
     (args.out / f"{name}.json").write_text(json.dumps(payload, indent=2))
     rule = "gt_present/with_background"
-    expected = {"semantic": {expected_key(r["method"]): {"miou": round(r["all_rules"][rule], 2), "tolerance": CI_TOLERANCE}
+    expected = {"semantic": {expected_key(r["method"]): {"miou": round(r["all_rules"][rule], 2),
+                                                         "tolerance": CI_TOLERANCE}
                              for r in ci}}
     header = (f"# Expected mIoU ({rule}) of every method on the first {CI_IMAGES} shapes val images, backbone=tiny,\n"
-              f"# written by {command}. Checked by tests/test_shapes_peers_table.py through `python -m car.reporting.report`.\n")
+              f"# written by {command}. Checked by tests/test_shapes_peers_table.py through "
+              f"`python -m car.reporting.report`.\n")
     (args.out / f"{name}_expected.yaml").write_text(header + yaml.safe_dump(expected, sort_keys=False))
     md = [markdown(full, "shapes", command).replace("# Methods compared on shapes",
                                                     "# CaR and its peers in miniature: the shapes world"),
-          f"dataset=shapes ({args.num_images} procedural val images, every class queried for every image), backbone=tiny",
+          f"dataset=shapes ({args.num_images} procedural val images, every class queried for every image), "
+          f"backbone=tiny",
           "(our CLIP trained on the shapes train split, car/assets/tiny_clip.md); the peers' input sizes are their",
           "papers' values scaled to the tiny CLIP's 64-px training size. A demo and test fixture, not a benchmark of",
           f"any paper. {payload['minutes']} min on this machine.", "",

@@ -41,12 +41,14 @@ def main() -> None:
         full = run_variants(base, SHAPES_VARIANTS, Path(tmp) / "full")
         ci_base = base[:-1] + [f"dataset.loader.num_images={CI_IMAGES}"]
         ci = run_variants(ci_base, {k: SHAPES_VARIANTS[k] for k in SHAPES_CI_VARIANTS}, Path(tmp) / "ci")
-    payload = {"command": "python scripts/shapes_table.py" + ("" if args.num_images == 200 else f" --num-images {args.num_images}"),
+    sized = "" if args.num_images == 200 else f" --num-images {args.num_images}"
+    payload = {"command": "python scripts/shapes_table.py" + sized,
                "num_images": args.num_images, "ci_images": CI_IMAGES, "rows": full, "ci_rows": ci,
                "minutes": round((time.time() - start) / 60, 1)}
     name = "shapes" if args.num_images == 200 else f"shapes_{args.num_images}"
     (args.out / f"{name}.json").write_text(json.dumps(payload, indent=2))
-    # the CI subset as expected values for `python -m car.reporting.report <dir> --published results/shapes_expected.yaml`
+    # the CI subset as expected values for
+    # `python -m car.reporting.report <dir> --published results/shapes_expected.yaml`
     expected = {"semantic": {expected_key(r["variant"]): {"miou": r["miou"], "tolerance": CI_TOLERANCE} for r in ci}}
     header = (f"# Expected mIoU of the shapes CI subset ({CI_IMAGES} images), written by {payload['command']}.\n"
               "# Checked by tests/test_shapes_table.py through `python -m car.reporting.report`.\n")

@@ -191,7 +191,7 @@ def pretrain_text(model, tokenizer, rng, steps=150, lr=3e-3, log=print):
     ] + list(model.ln_final.parameters())
     opt = torch.optim.AdamW(params, lr=lr, weight_decay=0.0)
     target = torch.arange(len(LABELS))
-    for s in range(steps):
+    for _ in range(steps):
         e1 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
         e2 = text_embed(model, tokenizer, LABELS, sample_templates(rng, len(LABELS)))
         sim = 10.0 * e1 @ e2.T

@@ -31,7 +31,7 @@ def test_result_shapes_scores_and_trace(seg, tmp_path):
     # final scores: a float for every survivor (> θ unless it is the argmax fallback), None for the pruned
     kept = [k for k, s in enumerate(out.scores) if s is not None]
     assert kept and all(isinstance(out.scores[k], float) for k in kept)
-    for k, text in enumerate(out.texts):
+    for k, _ in enumerate(out.texts):
         assert not masks[k].any() or out.scores[k] is not None  # a painted phrase survived
     # trace: step 1 sees every phrase, later steps only the kept ones; the last step prunes nothing
     assert out.trace[0]["live"] == list(CLASSES)

@@ -54,7 +54,8 @@ def files(folder) -> dict:
 def test_truncated_image_in_a_batch_stops_before_the_model(tmp_path, capsys, no_model, answer):
     good = save_scene(tmp_path / "a.png")
     broken = save_scene(tmp_path / "b.jpg", size=(256, 256))
-    broken.write_bytes(broken.read_bytes()[:600])  # the header parses, the data stops
+    data = broken.read_bytes()
+    broken.write_bytes(data[: len(data) // 2])  # the header parses (a header-only check passes it), the data stops
     assert segment([str(good), str(broken), str(good), "--texts", "circle", "--out", str(tmp_path / "out")]) == 2
     err = error_line(capsys)
     assert "b.jpg is corrupt or truncated" in err and not (tmp_path / "out").exists()
@@ -200,7 +201,7 @@ def test_demo_port_in_use(capsys, no_model, answer):
     err = captured.err.strip()
     assert err == f"error: Cannot serve on 127.0.0.1:{port}: already in use; choose another --port (or stop the " \
                   f"program using it)."
-    answer(f"exit 2, before any model loads, no URL printed: {err}")
+    answer(f"exit 2, before any model loads, no URL printed: {err.replace(str(port), '<port>')}")
 
 
 @pytest.mark.bad_input("a truncated JPEG uploaded to car-demo", "car-demo")

@@ -166,7 +166,8 @@ def test_class_names_follow_the_peers_files():
 
 @pytest.mark.parametrize("dataset,classes,first,last", [
     ("ade150", 150, "wall", "flag"), ("ade847", 847, "wall", "adding machine, totalizer, totaliser"),
-    ("context459", 459, "accordion", "wool"), ("coco_stuff", 171, "person", "wood"), ("cityscapes", 19, "road", "bicycle"),
+    ("context459", 459, "accordion", "wool"), ("coco_stuff", 171, "person", "wood"),
+    ("cityscapes", 19, "road", "bicycle"),
 ])
 def test_configs_cover_every_class_once(dataset, classes, first, last):
     d = compose([f"dataset={dataset}"]).dataset
@@ -260,6 +261,13 @@ def test_ignore_index_inside_the_label_space_is_refused(tmp_path):
 # ------------------------------------------------------------------------------- preparation scripts
 
 
+def fake_zip(path: Path, member: str) -> Path:
+    """A zip of the official name holding one made-up member (its digest is not the published one)."""
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr(member, "x")
+    return path
+
+
 def test_prepare_ade150_counts_checksum_and_values(tmp_path, capsys):
     prepare = prepare_script("ade150")
     ade150_tree(tmp_path, n=3)
@@ -271,9 +279,7 @@ def test_prepare_ade150_counts_checksum_and_values(tmp_path, capsys):
                 striped([1, 151]))
     code, _, err = run_script(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
     assert code == 1 and "values [151] outside 0..150" in err
-    fake = tmp_path / "ADEChallengeData2016.zip"
-    with zipfile.ZipFile(fake, "w") as zf:
-        zf.writestr("ADEChallengeData2016/objectInfo150.txt", "x")
+    fake = fake_zip(tmp_path / "ADEChallengeData2016.zip", "ADEChallengeData2016/objectInfo150.txt")
     code, _, err = run_script(prepare, ["--data-root", tmp_path / "new", "--zip", fake], capsys)
     assert code == 1 and err.startswith("error: sha1 mismatch") and "219e1696abb36c8ba3a3afe7fb2f4b4606a897c7" in err
     assert err.count("\n") == 1
@@ -289,9 +295,7 @@ def test_prepare_cityscapes_checks_cities_and_md5(tmp_path, capsys):
     (tmp_path / "cityscapes" / "gtFine" / "val" / "lindau" / "lindau_000000_000000_gtFine_labelIds.png").unlink()
     code, _, err = run_script(prepare, ["--data-root", tmp_path, "--allow-subset"], capsys)
     assert code == 1 and "1 of 2 missing" in err
-    fake = tmp_path / "gtFine_trainvaltest.zip"
-    with zipfile.ZipFile(fake, "w") as zf:
-        zf.writestr("gtFine/val/x.txt", "x")
+    fake = fake_zip(tmp_path / "gtFine_trainvaltest.zip", "gtFine/val/x.txt")
     code, _, err = run_script(prepare, ["--data-root", tmp_path / "new", "--gtfine-zip", fake], capsys)
     assert code == 1 and "md5 mismatch" in err and "4237c19de34c8a376e9ba46b495d6f66" in err
 

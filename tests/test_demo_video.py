@@ -148,4 +148,8 @@ def test_demo_video_in_a_browser(tmp_path):
         if driver is not None:
             driver.quit()
         proc.terminate()
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:  # a loaded machine: stop it the hard way, the test has its answer
+            proc.kill()
+            proc.wait()

@@ -49,7 +49,8 @@ def test_missing_weights_names_every_one(empty_hub_cache):
                           "backbone.proposal.pretrained=/path/to/ViT-B-16.pt "
                           "backbone.classifier.pretrained=/path/to/ViT-B-16.pt")]
     pair = missing_weights(compose(["backbone=vitb16_vitl14"]).backbone)
-    assert [what for what, _, _ in pair] == ["backbone.proposal ViT-B-16 'openai'", "backbone.classifier ViT-L-14 'openai'"]
+    assert [what for what, _, _ in pair] == ["backbone.proposal ViT-B-16 'openai'",
+                                             "backbone.classifier ViT-L-14 'openai'"]
     file = missing_weights(compose(["backbone=vitb16", "backbone.classifier.pretrained=/no/such/b16.pt"]).backbone)
     assert file[1][:2] == ("backbone.classifier ViT-B-16 file '/no/such/b16.pt'", "no such file")
 
@@ -142,7 +143,8 @@ def test_cli_offline_without_weights_or_data_is_one_fast_sentence(tmp_path):
     line = lines[0]
     assert line.startswith("error: missing inputs: CLIP weights backbone.proposal and backbone.classifier "
                            "ViT-B-16 'openai' (not in the local cache, 127.0.0.1 unreachable)")
-    assert "backbone.proposal.pretrained=/path/to/ViT-B-16.pt backbone.classifier.pretrained=/path/to/ViT-B-16.pt" in line
+    assert ("backbone.proposal.pretrained=/path/to/ViT-B-16.pt "
+            "backbone.classifier.pretrained=/path/to/ViT-B-16.pt") in line
     assert "Pascal VOC 2012 not found" in line and "Traceback" not in proc.stderr
     # 10 s of work at most; wall-clock too where the CPUs are not oversubscribed (shared CI machines).
     # Waiting on the network (the old ~52 s of retries) would also print retry warnings: one line above.

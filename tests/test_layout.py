@@ -17,12 +17,17 @@ def test_top_level_shows_the_pipeline_and_the_two_halves():
 
 
 def test_conf_method_mirrors_car_methods():
-    """conf/method selects CaR (car/methods/car) or a peer (car/methods/peers)."""
-    from car.settings import OTHER_METHODS, PEER_METHODS
+    """Every conf/method config selects a method of the registry and every registered method has a
+    config; each method's factory lives beside its code: CaR's in car/methods/car, the peers' in
+    car/methods/peers."""
+    from car.config import compose
+    from car.methods.registry import REGISTRY
 
-    names = {p.stem for p in (CONF / "method").glob("*.yaml")}
-    assert {"car", *PEER_METHODS, *OTHER_METHODS} <= names
-    assert (CAR / "methods" / "car" / "recurrence.py").is_file() and (CAR / "methods" / "peers" / "build.py").is_file()
+    configured = {compose([f"method={p.stem}"]).method.name for p in (CONF / "method").glob("*.yaml")}
+    assert configured == set(REGISTRY)
+    for name, method in REGISTRY.items():
+        home = "car.methods.car" if name == "car" else "car.methods.peers"
+        assert method.build.__module__ == f"{home}.build", f"{name}'s factory is {method.build.__module__}"
 
 
 # The layers, lowest first. A module imports only from its own package or from a lower layer
@@ -62,7 +67,8 @@ def car_imports(path: Path) -> set[str]:
         if isinstance(node, ast.ImportFrom):
             base = node.module or ""
             if node.level:
-                base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                parts = package.split(".")
+                base = ".".join(parts[: len(parts) - node.level + 1] + ([base] if base else []))
             names = [base] + [f"{base}.{a.name}" for a in node.names]  # `from car.x import module` imports car.x.module
             found.update(n for n in names if n.split(".")[0] == "car")
         elif isinstance(node, ast.Import):

@@ -16,7 +16,8 @@ import pytest
 
 from car.config import CONFIG_DIR, FROM_CHECKOUT, REPO_ROOT, RESULTS_DIR, compose
 
-SCRIPTS = {"car-evaluate": "car.run.cli:main", "car-report": "car.reporting.report:main", "car-compare": "car.run.compare:main",
+SCRIPTS = {"car-evaluate": "car.run.cli:main", "car-report": "car.reporting.report:main",
+           "car-compare": "car.run.compare:main",
            "car-sweep": "car.reporting.sweep:main", "car-report-html": "car.reporting.report_html:main",
            "car-segment": "car.apps.segment:main", "car-demo": "car.apps.demo:main",
            "car-davis": "car.metrics.davis.cli:main"}
@@ -130,7 +131,8 @@ def test_wheel_runs_from_an_empty_directory(wheel_install, tmp_path):
     assert paths["data_root"] == str(cwd / "data") and paths["weights_dir"] == str(cwd / "weights")
     assert paths["results_dir"] == str(site / "car" / "_results")  # shipped inside the package
     assert paths["assets_dir"] == str(site / "car" / "assets")
-    assert (site / "car" / "conf" / "config.yaml").is_file() and (site / "car" / "_results" / "published.yaml").is_file()
+    assert (site / "car" / "conf" / "config.yaml").is_file()
+    assert (site / "car" / "_results" / "published.yaml").is_file()
     assert (metrics_path.parent / "evaluate.log").is_file()  # same Hydra job name as `python evaluate.py`
 
     # the other commands, installed as scripts: car-report defaults to the packaged published.yaml

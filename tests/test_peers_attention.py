@@ -135,5 +135,6 @@ def test_dense_embeddings_shapes_micro(micro_clip, kind, residual, ffn, std):
 
 
 def test_dense_embeddings_real_vitb16_at_224(vitb16_clip):
-    feats = dense_embeddings(vitb16_clip.visual, torch.randn(1, 3, 224, 224), LastBlock("kk_gaussian", False, False, 5.0))
+    block = LastBlock("kk_gaussian", False, False, 5.0)
+    feats = dense_embeddings(vitb16_clip.visual, torch.randn(1, 3, 224, 224), block)
     assert feats.shape == (1, 512, 14, 14) and torch.isfinite(feats).all()

@@ -21,7 +21,7 @@ class ScriptedProposals:
         maps = np.zeros((len(queries), 8, 40), np.float32)
         if self.zero_from_step and len(self.calls) >= self.zero_from_step:
             return maps
-        for j, q in enumerate(queries):
+        for j, _ in enumerate(queries):
             maps[j, 2:6, 4 * j : 4 * j + 3] = 1.0
         return maps
 

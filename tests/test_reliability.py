@@ -16,7 +16,8 @@ from car.reporting.results import load_published
 from car.run.evaluation import evaluate
 from tests.conftest import REPO, VOC_ROOT, require_shared_data
 
-SHAPES = ["dataset=shapes", "backbone=micro_random", "logger=none", "num_overlays=0", "trainer.enable_progress_bar=false"]
+SHAPES = ["dataset=shapes", "backbone=micro_random", "logger=none", "num_overlays=0",
+          "trainer.enable_progress_bar=false"]
 
 
 def run_cli(args, run_dir, **kwargs):
@@ -77,7 +78,8 @@ def _voc_tree_with_corrupt_image(tmp_path):
     ids = ["2007_000033", "2007_000042"]
     for i in ids:
         (root / "JPEGImages" / f"{i}.jpg").write_bytes((VOC_ROOT / "JPEGImages" / f"{i}.jpg").read_bytes())
-        (root / "SegmentationClass" / f"{i}.png").write_bytes((VOC_ROOT / "SegmentationClass" / f"{i}.png").read_bytes())
+        label = f"SegmentationClass/{i}.png"
+        (root / label).write_bytes((VOC_ROOT / label).read_bytes())
     data = (root / "JPEGImages" / "2007_000042.jpg").read_bytes()
     (root / "JPEGImages" / "2007_000042.jpg").write_bytes(data[: len(data) // 3])  # truncated JPEG
     (root / "ImageSets" / "Segmentation" / "val.txt").write_text("\n".join(ids) + "\n")

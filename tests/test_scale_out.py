@@ -84,7 +84,8 @@ def test_multirun_with_submitit_local_and_sweep_summary(tmp_path):
     thetas = sorted(json.loads(p.read_text())["config"]["car"]["theta"] for p in metrics)
     assert thetas == [0.5, 0.6]
 
-    proc = subprocess.run([sys.executable, "-m", "car.reporting.sweep", str(sweep_dir)], cwd=REPO_ROOT, capture_output=True,
+    proc = subprocess.run([sys.executable, "-m", "car.reporting.sweep", str(sweep_dir)], cwd=REPO_ROOT,
+                          capture_output=True,
                           text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     md = (sweep_dir / "sweep_summary.md").read_text()
@@ -144,7 +145,8 @@ def test_paper_table_experiment_sweeps_every_paper_row():
     cfg = hydra_compose(["experiment=paper_table"])
     assert str(cfg.hydra.mode) == "RunMode.MULTIRUN"
     rows = cfg.hydra.sweeper.params.paper_row.split(",")
-    assert {"voc21", "voc21_sam", "coco_object_sam", "context60_sam", "refcoco_testB", "refcocog_google_val"} <= set(rows)
+    assert {"voc21", "voc21_sam", "coco_object_sam", "context60_sam", "refcoco_testB",
+            "refcocog_google_val"} <= set(rows)
     assert len(rows) == len(set(rows)) == 22
     unpublished = {"coco_stuff", "cityscapes", "ade150", "ade847", "context459"}  # no CaR number exists for these
     expected = {}
@@ -175,7 +177,8 @@ def test_sweep_configs_compose():
 
 
 def report(args: list[str]) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "car.reporting.report", *args], cwd=REPO_ROOT, capture_output=True, text=True,
+    return subprocess.run([sys.executable, "-m", "car.reporting.report", *args], cwd=REPO_ROOT, capture_output=True,
+                          text=True,
                           timeout=120)
 
 

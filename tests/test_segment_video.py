@@ -15,7 +15,6 @@ from PIL import Image
 
 from car.apps.segment import main
 from car.config import REPO_ROOT
-from car.errors import CarError
 from tests.video_helpers import clip_frames, probe, save_clip, save_frame_folder
 
 PHRASES = ["circle", "heart", "ring"]
@@ -138,7 +137,7 @@ def test_bad_inputs_exit_2_before_the_model(tmp_path, capsys, no_model, case):
     else:  # the frames' own folder would become the mask folder: refused even with --overwrite
         save_frame_folder(tmp_path / "shots", clip_frames(2))
         out = tmp_path
-        args, message = [str(tmp_path / "shots"), "--video"], "would hold or replace the input"
+        args, message = [str(tmp_path / "shots"), "--video", "--overwrite"], "would hold or replace the input"
     assert main(args + ["--texts", "circle", "--out", str(out)]) == 2
     err = capsys.readouterr().err.strip()
     import re
@@ -158,16 +157,7 @@ def test_overwrite_replaces_an_earlier_run_whole(tmp_path):
     (out / "clip" / "99999.png").write_bytes((out / "clip" / "00000.png").read_bytes())  # from an older run
     before = (out / "clip.json").read_bytes()
     assert main(args) == 2 and (out / "clip.json").read_bytes() == before
-    from car.api import CarSegmenter
-    from car.apps.segment_video import VideoInputs
-
-    seg = CarSegmenter.from_profile("shapes", overrides=["car.crf.enabled=false"])
-    into_input = VideoInputs([str(out / "clip")], folders_are_videos=True, overwrite=True)
-    with pytest.raises(CarError, match="would hold or replace the input"):  # even when overwriting
-        into_input.check_outputs(out, ["clip"])
-    videos = VideoInputs([str(tmp_path / "clip.mp4")], max_frames=2, overwrite=True)  # car-segment --overwrite
-    videos.check_outputs(out, ["clip"])
-    videos.run(seg, PHRASES, out, ["clip"], {"settings": seg.settings()})
+    assert main(args + ["--overwrite", "--max-frames", "2"]) == 0
     check_video_outputs(out, "clip", ["00000", "00001"], (64, 64), 8.0)
 
 

@@ -50,3 +50,30 @@ def test_attention_maps_are_row_stochastic(micro_clip):
     _, maps = run_blocks(micro_clip.visual, x, range(2), need_weights=True)
     assert len(maps) == 2 and maps[0].shape == (1, 16, 16)
     torch.testing.assert_close(maps[1].sum(-1), torch.ones(1, 16))
+
+
+def test_cls_block_equals_the_full_block_at_the_cls_token(micro_clip):
+    """The classifier's last block is run for the CLS token only; it equals the full block there."""
+    from car.clip.surgery import block_forward, cls_block_forward
+
+    block = micro_clip.visual.transformer.resblocks[-1]
+    x = torch.randn(3, 1 + 16, micro_clip.visual.transformer.width)
+    full, _ = block_forward(block, x)
+    torch.testing.assert_close(cls_block_forward(block, x), full[:, :1], rtol=1e-5, atol=1e-5)
+
+
+def test_gradcam_attention_without_weight_grads_matches_the_explicit_softmax(micro_clip):
+    """weights_without_grad: same output, weights and input gradient as the explicit-softmax path."""
+    from car.clip.surgery import block_forward
+
+    block = micro_clip.visual.transformer.resblocks[-1]
+    x = torch.randn(1, 1 + 25, micro_clip.visual.transformer.width)
+    results = []
+    for fused in (False, True):
+        z = block.ln_1(x).detach().requires_grad_(True)
+        y, weights = block_forward(block, x, need_weights=True, z=z, weights_without_grad=fused)
+        (grad,) = torch.autograd.grad(y.square().sum(), z)
+        results.append((y.detach(), weights.detach(), grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    assert not results[1][1].requires_grad

@@ -161,3 +161,18 @@ def test_a_loader_this_installation_lacks_is_one_sentence(answer):
         build_dataset(settings)
     assert "does not have" in dataset_problem(settings)
     answer(dataset_problem(settings))
+
+
+def test_separately_runs_one_unpruned_car_per_expression():
+    from car.config import compose
+    from car.run.build import build_segmenter, load_backbones
+    from car.settings import validate
+
+    cfg = validate(compose(["dataset=shapes_video", "dataset.video.expressions=separately"]))
+    segmenter = build_segmenter(cfg, *load_backbones(cfg))
+    item = ShapesVideoDataset(num_videos=1, num_frames=2, expression_sets=["name"])[0]
+    labels, info = segmenter(item)
+    ids = sorted(item["expressions"])
+    assert labels.shape == (2, 64, 64) and set(np.unique(labels).tolist()) <= {0, *ids}
+    for kept, scores in zip(info["kept"], info["scores"]):  # K = 1: never pruned, every final score 1
+        assert kept == ids and all(score == pytest.approx(1.0) for score in scores.values())

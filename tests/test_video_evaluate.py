@@ -53,6 +53,7 @@ def test_outputs_are_davis_layout_palette_pngs(video_run):
     assert (out / "davis_root" / "ImageSets" / "2017" / "val.txt").read_text().split() == \
         ["shapes_val_000", "shapes_val_001"]
     report = (out / "report.html").read_text()
+    assert "Scores (DAVIS unsupervised protocol: J&amp;F, J and F per expression set, and their mean)" in report
     assert "J&amp;F per video" in report and "expression sets side by side" in report and "frames/s" in report
     assert [p.relative_to(out / "overlays").as_posix() for p in (out / "overlays").rglob("*.png")] == \
         ["name/shapes_val_000.png"]  # the strip of the first (set, clip)
@@ -130,7 +131,8 @@ def test_compare_tabulates_a_video_run_in_jf(video_run):
 
 
 def test_benchmark_grid_lists_the_papers_ref_davis17_row():
-    from car.reporting.benchmark_table import grid_markdown, run_grid
+    from car.reporting.benchmark_table import grid_markdown
+    from car.run.experiments import run_grid
 
     grid = run_grid([], ["car", "sclip", "car+sam"], ["ref_davis17"], None, published_only=True)
     assert grid["ref_davis17"]["car"]["paper"]["j_and_f"] == 30.34

@@ -58,7 +58,8 @@ class CarSegmenter:
         backbone section must stay the same."""
         overrides = list(self.overrides) + [str(o) for o in extra]
         cfg = compose_profile(self.profile, self.backbone_name, overrides, self.weights)
-        if OmegaConf.to_container(cfg.backbone, resolve=True) != OmegaConf.to_container(self.cfg.backbone, resolve=True):
+        ours = OmegaConf.to_container(self.cfg.backbone, resolve=True)
+        if OmegaConf.to_container(cfg.backbone, resolve=True) != ours:
             raise CarError("with_overrides cannot change the backbone; build a new CarSegmenter for that.")
         return CarSegmenter(cfg, self.device, clips=self.clips, profile=self.profile, backbone=self.backbone_name,
                             overrides=overrides, weights=self.weights)

@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> int:
         for note in seg.phrase_notes(phrases):  # said once here, not once per image
             print(f"note: {note}", file=sys.stderr)
         settings = seg.settings()
-        videos.run(seg, phrases, out_dir, stems, {"settings": settings, "model_load_seconds": round(seg.load_seconds, 3)})
+        record = {"settings": settings, "model_load_seconds": round(seg.load_seconds, 3)}
+        videos.run(seg, phrases, out_dir, stems, record)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", UserWarning)  # the API's per-call phrase notes, printed above
             for path, stem in zip(tqdm(paths, unit="image", desc="car-segment", disable=not paths),

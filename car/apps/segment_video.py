@@ -91,8 +91,10 @@ class VideoInputs:
             with tqdm(total=total, unit="frame", desc=f"car-segment {video.name}") as progress:
                 files = save_video(seg, video, phrases, out_dir, stem, record, self.max_frames, progress,
                                    self.overwrite)
+            said = set(seg.phrase_notes(phrases))  # car-segment prints those once, before every input
             for note in json.loads(Path(files["json"]).read_text())["notes"]:
-                print(f"note: {note}", file=sys.stderr)
+                if note not in said:
+                    print(f"note: {note}", file=sys.stderr)
 
 
 def output_paths(out_dir: Path, stem: str) -> dict[str, Path]:

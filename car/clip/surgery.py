@@ -25,7 +25,7 @@ def interpolate_pos_embed(pos: torch.Tensor, h: int, w: int, fp16_round: bool = 
     `fp16_round` reproduces the official code's rounding of the table to half precision.
     """
     cls_pos, patch_pos = pos[:1], pos[1:]
-    g = int(math.isqrt(patch_pos.shape[0]))
+    g = math.isqrt(patch_pos.shape[0])
     if (g, g) != (h, w):
         grid = patch_pos.reshape(1, g, g, -1).permute(0, 3, 1, 2)  # [1, C, g, g]
         grid = F.interpolate(grid.float(), size=(h, w), mode=mode, align_corners=False)
@@ -51,18 +51,26 @@ def embed_tokens(visual, images: torch.Tensor, fp16_round: bool = False,
     return visual.ln_pre(x), h, w
 
 
-def attention(block, z: torch.Tensor, need_weights: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
+def attention(block, z: torch.Tensor, need_weights: bool,
+              weights_without_grad: bool = False) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Multi-head self-attention of an open_clip block on normalised tokens z [B, T, C].
 
     Returns the attention output [B, T, C] and, if asked, the head-averaged softmax weights
     [B, T, T] (rows = attending token, columns = attended token).
+    weights_without_grad=True: the output comes from the fused attention kernel (its backward
+    never holds the [B, heads, T, T] weights, which a batched gradCAM backward would copy per
+    query) and the weights are computed beside it, outside autograd.
     """
     mha = block.attn
     b, t, c = z.shape
     heads = mha.num_heads
     q, k, v = F.linear(z, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
     q, k, v = (y.reshape(b, t, heads, c // heads).transpose(1, 2) for y in (q, k, v))  # [B, heads, T, d]
-    if need_weights:
+    if need_weights and weights_without_grad:
+        out = F.scaled_dot_product_attention(q, k, v)
+        with torch.no_grad():
+            avg = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(c // heads), dim=-1).mean(dim=1)  # [B, T, T]
+    elif need_weights:
         weights = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(c // heads), dim=-1)  # [B, heads, T, T]
         out = weights @ v
         avg = weights.mean(dim=1)
@@ -73,13 +81,14 @@ def attention(block, z: torch.Tensor, need_weights: bool) -> tuple[torch.Tensor,
     return mha.out_proj(out), avg
 
 
-def block_forward(block, x: torch.Tensor, need_weights: bool = False, z: torch.Tensor | None = None):
+def block_forward(block, x: torch.Tensor, need_weights: bool = False, z: torch.Tensor | None = None,
+                  weights_without_grad: bool = False):
     """One residual block: x + ls_1(attn(ln_1 x)); then + ls_2(mlp(ln_2 .)).
 
     `z` may be given as a precomputed (e.g. gradient-tracked) ln_1(x). Returns (x_out, attn|None).
     """
     z = block.ln_1(x) if z is None else z
-    a, weights = attention(block, z, need_weights)
+    a, weights = attention(block, z, need_weights, weights_without_grad)
     x = x + block.ls_1(a)
     x = x + block.ls_2(block.mlp(block.ln_2(x)))
     return x, weights
@@ -115,5 +124,22 @@ def encode_cls(visual, images: torch.Tensor, skip_last_block: bool, fp16_round: 
     """
     x, _, _ = embed_tokens(visual, images, fp16_round)
     depth = num_blocks(visual) - (1 if skip_last_block else 0)
-    x, _ = run_blocks(visual, x, range(depth))
-    return F.normalize(project(visual, x[:, 0]), dim=-1)
+    x, _ = run_blocks(visual, x, range(depth - 1))
+    cls = cls_block_forward(visual.transformer.resblocks[depth - 1], x)  # [B, 1, C]
+    return F.normalize(project(visual, cls[:, 0]), dim=-1)
+
+
+def cls_block_forward(block, x: torch.Tensor) -> torch.Tensor:
+    """block_forward's output for the CLS token alone: x [B, T, C] -> [B, 1, C]. The other tokens
+    only lend their keys and values (no queries, output projection or MLP for them)."""
+    mha = block.attn
+    b, _, c = x.shape
+    heads = mha.num_heads
+    z = block.ln_1(x)
+    w, bias = mha.in_proj_weight, mha.in_proj_bias
+    q = F.linear(z[:, :1], w[:c], bias[:c] if bias is not None else None)  # [B, 1, C]
+    k, v = F.linear(z, w[c:], bias[c:] if bias is not None else None).chunk(2, dim=-1)  # [B, T, C] each
+    q, k, v = (y.reshape(b, -1, heads, c // heads).transpose(1, 2) for y in (q, k, v))  # [B, heads, 1 or T, d]
+    a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, 1, c)
+    out = x[:, :1] + block.ls_1(mha.out_proj(a))
+    return out + block.ls_2(block.mlp(block.ln_2(out)))

@@ -37,16 +37,27 @@ def flush_all() -> None:
 atexit.register(flush_all)
 
 
+_DIGESTS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]]" = weakref.WeakKeyDictionary()
+
+
 def weights_digest(model: torch.nn.Module) -> str:
     """sha256 of the text tower's tensors (every state entry outside `visual.`): the identity of
-    the weights the embeddings come from, whatever their source (tag, file, seeded random init)."""
+    the weights the embeddings come from, whatever their source (tag, file, seeded random init).
+
+    Hashing ~250 MB costs about a second, so the digest is kept per model and reused while every
+    text tensor is the same storage at the same in-place version (a weight replaced or modified in
+    place, a cast to float16 included, is hashed anew: the key cannot go stale)."""
+    tensors = [(name, t) for name, t in sorted(model.state_dict().items()) if not name.startswith("visual.")]
+    identity = tuple((name, t.data_ptr(), t._version, t.dtype, tuple(t.shape)) for name, t in tensors)
+    known = _DIGESTS.get(model)  # model -> (tensor identities, digest)
+    if known is not None and known[0] == identity:
+        return known[1]
     h = hashlib.sha256()
-    for name, tensor in sorted(model.state_dict().items()):
-        if name.startswith("visual."):
-            continue
+    for name, tensor in tensors:
         t = tensor.detach().cpu().contiguous()
         h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
         h.update(t.view(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    _DIGESTS[model] = (identity, h.hexdigest())
     return h.hexdigest()
 
 
@@ -108,8 +119,7 @@ class TextEncoder:
 
     def cache_path(self) -> Path:
         """This model's cache file for the current device and autocast state."""
-        if self._digest is None:
-            self._digest = weights_digest(self.clip.model)
+        self._digest = weights_digest(self.clip.model)  # cheap after the first call (kept per model)
         device = self.clip.device.type
         mode = str(torch.get_autocast_dtype(device)).replace("torch.", "") if torch.is_autocast_enabled(device) \
             else "fp32"

@@ -52,5 +52,6 @@ class Cityscapes(FolderSegmentation):
 
     def _list_ids(self) -> list[str]:
         """``<city>/<stem>`` of every ``*_leftImg8bit.png`` one folder below the split folder, sorted."""
-        return sorted(f"{p.parent.name}/{p.name[: -len(IMAGE_SUFFIX)]}" for p in self.image_dir.glob(f"*/*{IMAGE_SUFFIX}")
+        return sorted(f"{p.parent.name}/{p.name[: -len(IMAGE_SUFFIX)]}"
+                      for p in self.image_dir.glob(f"*/*{IMAGE_SUFFIX}")
                       if p.is_file())

@@ -33,26 +33,29 @@ def read_rgb(path: str | Path) -> np.ndarray:
     return read_image_file(path, fix="check the dataset path, or re-download or re-extract the dataset")
 
 
-def read_label(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:
-    """Read a class-index label map as np.int64 [H,W], checking every value is a class or ignore_index."""
+def read_label_array(path: str | Path, modes: tuple[str, ...], fix_missing: str, fix_broken: str) -> np.ndarray:
+    """The values of a single-channel label file as int64 [H, W]; one-sentence CarError when it is missing
+    (`fix_missing` says what to do), unreadable (`fix_broken`) or not one of `modes` (a colour mask)."""
     path = Path(path)
     if not path.is_file():
-        raise CarError(f"Label file {path} does not exist: check the dataset path or re-extract the dataset.")
+        raise CarError(f"Label file {path} does not exist: {fix_missing}.")
     try:
         with Image.open(path) as image:
             image.load()
             mode = image.mode
             label = np.array(image)  # 'P' gives palette indices, i.e. the class ids
     except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise CarError(
-            f"Label file {path} is corrupt or truncated ({exc}): re-download or re-extract the dataset."
-        ) from exc
-    if mode not in LABEL_MODES or label.ndim != 2:
-        raise CarError(
-            f"Label file {path} has image mode {mode!r}, but labels must be single-channel "
-            f"({'/'.join(LABEL_MODES)}) images of class indices, not colour-rendered masks."
-        )
-    label = label.astype(np.int64)  # [H,W]
+        raise CarError(f"Label file {path} is corrupt or truncated ({exc}): {fix_broken}.") from exc
+    if mode not in modes or label.ndim != 2:
+        raise CarError(f"Label file {path} has image mode {mode!r}, but labels must be single-channel "
+                       f"({'/'.join(modes)}) images of class indices, not colour-rendered masks.")
+    return label.astype(np.int64)
+
+
+def read_label(path: str | Path, num_classes: int, ignore_index: int = 255) -> np.ndarray:
+    """Read a class-index label map as np.int64 [H,W], checking every value is a class or ignore_index."""
+    label = read_label_array(path, LABEL_MODES, "check the dataset path or re-extract the dataset",
+                             "re-download or re-extract the dataset")  # [H,W]
     values = np.unique(label)
     bad = values[((values < 0) | (values >= num_classes)) & (values != ignore_index)]
     if bad.size:

@@ -19,10 +19,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 from torch.utils.data import Dataset
 
-from car.data.common import check_listed_files, check_same_size, read_rgb
+from car.data.common import check_listed_files, check_same_size, read_label_array, read_rgb
 from car.errors import CarError
 
 INVALID = -1  # label_table entry of an on-disk value that must never occur
@@ -30,19 +29,8 @@ INVALID = -1  # label_table entry of an on-disk value that must never occur
 
 def read_label_values(path: Path, modes: tuple[str, ...]) -> np.ndarray:
     """The raw values of a single-channel label file as int64 [H, W] (one-sentence CarError if unreadable)."""
-    if not path.is_file():
-        raise CarError(f"Label file {path} does not exist: check the dataset path or re-run its prepare script.")
-    try:
-        with Image.open(path) as image:
-            image.load()
-            mode = image.mode
-            raw = np.array(image)
-    except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as exc:
-        raise CarError(f"Label file {path} is corrupt or truncated ({exc}): re-download or re-convert the dataset.") from exc
-    if mode not in modes or raw.ndim != 2:
-        raise CarError(f"Label file {path} has image mode {mode!r}, but this dataset's labels are single-channel "
-                       f"{'/'.join(modes)} images of class ids, not colour-rendered masks.")
-    return raw.astype(np.int64)
+    return read_label_array(path, modes, "check the dataset path or re-run its prepare script",
+                            "re-download or re-convert the dataset")
 
 
 class FolderSegmentation(Dataset):

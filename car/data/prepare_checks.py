@@ -8,7 +8,7 @@ the allowed values and the image's size. Every problem is one `PrepareError` lin
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -107,6 +107,14 @@ class LabelFolders:
         return self.label_dir / f"{image_id}{self.label_suffix}"
 
 
+def tif_folders(name: str, split: str, image_dir: Path, label_dir: Path, expected: int, num_classes: int,
+                ignore: int) -> LabelFolders:
+    """The detectron2 layout of the large label spaces: JPEG images, uint16 TIFF labels 0..K-1 and `ignore`."""
+    return LabelFolders(name, split, image_dir, label_dir, expected, TIF_MODES,
+                        lambda v: ((v >= 0) & (v < num_classes)) | (v == ignore), f"0..{num_classes - 1} and {ignore}",
+                        label_suffix=".tif")
+
+
 def verify_folders(tree: LabelFolders, where: Path, fix: str, allow_subset: bool, sample: int | None,
                    ids: Callable[[Path], list[str]] | None = None,
                    check_ids: Callable[[list[str]], None] | None = None) -> tuple[list[str], str]:
@@ -124,3 +132,14 @@ def verify_folders(tree: LabelFolders, where: Path, fix: str, allow_subset: bool
     subset = " (subset allowed)" if allow_subset else ""
     return found, (f"{tree.name} {tree.split} at {where}: {len(found)} images with {tree.labels} "
                    f"({checked} labels checked){subset}")
+
+
+def output_pairs(image_dir: Path, label_dir: Path, stems: Iterable[str], overwrite: bool = False,
+                 image_suffix: str = ".jpg", label_suffix: str = ".tif") -> list[tuple[str, Path, Path]]:
+    """(stem, image, label) of the conversions still to do (both folders are made): a stem whose image
+    and label are both written already is left out unless `overwrite`."""
+    image_dir.mkdir(parents=True, exist_ok=True)
+    label_dir.mkdir(parents=True, exist_ok=True)
+    pairs = [(stem, image_dir / f"{stem}{image_suffix}", label_dir / f"{stem}{label_suffix}") for stem in stems]
+    return [(stem, image, label) for stem, image, label in pairs
+            if overwrite or not (image.is_file() and label.is_file())]

@@ -37,6 +37,19 @@ if len(COCO_THING_IDS) != 80 or list(COCO_THING_IDS) != sorted(set(COCO_THING_ID
     raise RuntimeError("COCO_THING_IDS must list 80 distinct ascending COCO category ids")
 
 
+def map_stuff(stuff: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """A COCO-Stuff label map [H, W] (COCO-Stuff id - 1: 0..181, 255 unlabelled) through `lut` [256]
+    -> uint8 [H, W]; ValueError for any other value or shape."""
+    stuff = np.asarray(stuff)
+    if stuff.ndim != 2:
+        raise ValueError(f"expected a 2-D label map, got shape {stuff.shape}")
+    values = np.unique(stuff)
+    bad = values[((values < 0) | (values > 181)) & (values != 255)]
+    if bad.size:
+        raise ValueError(f"values {bad[:10].tolist()} are not COCO-Stuff labels (0..181 or 255)")
+    return lut[stuff.astype(np.int64)].astype(np.uint8)
+
+
 def into(folder: str) -> Callable:
     return lambda root, args: root / folder
 

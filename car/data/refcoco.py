@@ -218,7 +218,8 @@ class RefCOCO(Dataset):
                     f"{refs_path} has a malformed ref ({type(exc).__name__}: {exc}): re-extract it (see {README})."
                 ) from exc
             if ann_id not in self.anns:
-                raise CarError(f"ref {ref_id} in {refs_path} points to annotation {ann_id}, absent from instances.json.")
+                raise CarError(f"ref {ref_id} in {refs_path} points to annotation {ann_id}, "
+                               f"absent from instances.json.")
             if image_id not in self.images:
                 raise CarError(f"ref {ref_id} in {refs_path} points to image {image_id}, absent from instances.json.")
             base = {"ref_id": ref_id, "ann_id": ann_id, "coco_image_id": image_id, "category_id": category_id}

@@ -94,7 +94,8 @@ def _read_capped(path_or_file: str | os.PathLike | IO[bytes], max_bytes: int) ->
         data = bytes(data)
     if len(data) > max_bytes:
         raise CarError(
-            f"refusing to load {name}: it is more than the {max_bytes}-byte limit (raise max_bytes if the file is genuine)."
+            f"refusing to load {name}: it is more than the {max_bytes}-byte limit "
+            f"(raise max_bytes if the file is genuine)."
         )
     return data, name
 
@@ -109,7 +110,8 @@ def _prescan(data: bytes, name: str) -> None:
         for n_ops, (op, arg, _pos) in enumerate(pickletools.genops(data)):
             if op.name in _MEMO_PUT_OPS and (not isinstance(arg, int) or not 0 <= arg <= n_ops):
                 raise CarError(
-                    f"refusing to load {name}: it stores a memo entry at index {arg!r}, beyond any index a pickler writes "
+                    f"refusing to load {name}: it stores a memo entry at index {arg!r}, "
+                    f"beyond any index a pickler writes "
                     f"(corrupt or hostile file)."
                 )
             if op.name == "STOP":

@@ -8,10 +8,11 @@
         out.write(rgb)                         # H.264, yuv420p, even sizes: browsers play it
 
 Decoding and encoding go through PyAV (FFmpeg's libraries and libx264 ship in its wheel; the `video`
-extra: pip install "car-bench[video]"). A folder of frames is read by car/data/images.py (16-bit, float, alpha) in natural order
-(frame_2 before frame_10) and plays at FOLDER_FPS unless told otherwise. A file that is not a video,
-holds no frame or breaks while decoding, and a frame folder with an unreadable frame or frames of
-different sizes, stop with one sentence naming the file (car.errors.CarError).
+extra: pip install "car-bench[video]"). A folder of frames is read by car/data/images.py (16-bit,
+float, alpha) in natural order (frame_2 before frame_10) and plays at FOLDER_FPS unless told
+otherwise. A file that is not a video, holds no frame or breaks while decoding, and a frame folder
+with an unreadable frame or frames of different sizes, stop with one sentence naming the file
+(car.errors.CarError).
 """
 
 from __future__ import annotations

@@ -77,6 +77,7 @@ class RunRecord(TypedDict, total=False):
     skipped: dict[str, Any]  # count, on_bad_sample, samples
     resized: dict[str, Any]  # count, max_pixels, pixel_limit, images
     resumed_images: int
+    recomputed_damaged: dict[str, Any]  # count, samples: stored predictions that were damaged and recomputed
     postprocess: dict[str, Any]
     rss_mb_trace: list[tuple[int, float]]
     predictions: dict[str, Any]  # dir, bytes_per_image (with save_predictions)
@@ -96,6 +97,7 @@ class RunRecord(TypedDict, total=False):
     davis_results: str  # the DAVIS-layout results folder
     davis_root: str | None  # the ground truth they are scored against
     per_video_frames: dict[str, int]
+    unit_note: str  # the protocol in words (the report's score heading)
 
 
 @dataclass(frozen=True)

@@ -86,7 +86,8 @@ def binary_mask(image: np.ndarray, soft_map: np.ndarray, crf: DenseCRF | None, b
     return labels == 1
 
 
-def paint_label_map(masks: np.ndarray, scores: np.ndarray, label_ids, shape, base: np.ndarray | None = None) -> np.ndarray:
+def paint_label_map(masks: np.ndarray, scores: np.ndarray, label_ids, shape,
+                    base: np.ndarray | None = None) -> np.ndarray:
     """§7.3: paint masks with their label ids in ascending score order (higher score wins overlaps),
     skipping score-0 (pruned) queries. masks [K, H, W] bool, scores [K] -> [H, W] int64 (0 = bg)."""
     out = np.zeros(shape, dtype=np.int64) if base is None else base.copy()

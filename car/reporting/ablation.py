@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 
+from car.reporting.tables import markdown
+
 
 def slug(name: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", name.lower()).strip("_")
@@ -16,9 +18,7 @@ def expected_key(name: str) -> str:
 
 
 def markdown_table(rows: list[dict]) -> str:
-    lines = ["| variant | overrides | mIoU | pixel acc. | mean steps | images | s/image |",
-             "|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['variant']} | `{' '.join(r['overrides']) or '(paper setting)'}` | {r['miou']:.2f} | "
-                     f"{r['pixel_accuracy']:.2f} | {r['mean_steps']:.2f} | {r['num_images']} | {r['s_per_image']:.3f} |")
-    return "\n".join(lines)
+    header = ["variant", "overrides", "mIoU", "pixel acc.", "mean steps", "images", "s/image"]
+    return markdown(header, [[r["variant"], f"`{' '.join(r['overrides']) or '(paper setting)'}`", f"{r['miou']:.2f}",
+                              f"{r['pixel_accuracy']:.2f}", f"{r['mean_steps']:.2f}", r["num_images"],
+                              f"{r['s_per_image']:.3f}"] for r in rows])

@@ -8,8 +8,8 @@ data, no weights) holds its one sentence.
 
 from __future__ import annotations
 
-from car.reporting.compare import fmt
 from car.reporting.results import method_section
+from car.reporting.tables import fmt
 
 # benchmark key (results/published.yaml) -> dataset config; the first eight are the field's suite
 BENCHMARKS = {"voc21": "voc", "context60": "context60", "coco_object": "coco_object", "voc20": "voc20",

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from car.config import CONFIG_DIR
 from car.metrics import protocol_name
+from car.reporting.tables import fmt
 from car.settings.enums import BG_PROTOCOLS, OTHER_METHODS, PEER_METHODS
 
 VIDEO_MEASURES = ("J&F", "J", "F")  # the columns of a video run (summarise_video)
@@ -116,10 +117,6 @@ def summarise(method: str, metrics: dict, run_dir: Path) -> dict:
             "differences": protocol_differences(metrics), "error": None}
 
 
-def fmt(value, spec: str = ".2f") -> str:
-    return "—" if value is None else format(value, spec)
-
-
 def markdown(rows: list[dict], dataset: str, command: str) -> str:
     rules = list(dict.fromkeys(r for row in rows if not row["error"] for r in row["all_rules"]))
     head = ["method", "backbone", "images"] + [r if r in VIDEO_MEASURES else f"mIoU {r}" for r in rules] + \
@@ -136,7 +133,8 @@ def markdown(rows: list[dict], dataset: str, command: str) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
         if row["error"]:
-            lines.append(f"| {row['method']} | " + " | ".join(["—"] * (len(head) - 2)) + f" | not run: {row['error']} |")
+            blanks = " | ".join(["—"] * (len(head) - 2))
+            lines.append(f"| {row['method']} | {blanks} | not run: {row['error']} |")
             continue
         paper = row["paper"] or {}
         verified = "" if paper.get("verified", True) else "*"

@@ -14,6 +14,8 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from car.outputs import atomic_write
+
 DPI = 110
 PAPER_STYLE = {"marker": "*", "s": 260, "color": "#d62728", "edgecolor": "black", "zorder": 5}
 
@@ -25,10 +27,8 @@ def new_figure(width: float, height: float) -> Figure:
 
 
 def save(fig: Figure, path: str | Path) -> Path:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=DPI, facecolor="white")
-    return path
+    """The figure as a PNG, written atomically (car/outputs.py): a full disk leaves no half chart."""
+    return atomic_write(Path(path), lambda f: fig.savefig(f, format="png", dpi=DPI, facecolor="white"))
 
 
 def per_class_iou(per_class: dict[str, float | None], path: str | Path, title: str = "per-class IoU") -> Path:

@@ -31,6 +31,7 @@ from car.config import RESULTS_DIR
 from car.metrics.schema import task_of
 from car.reporting.results import method_section, sam_row, uses_sam
 from car.reporting.sweep import collect_runs
+from car.reporting.tables import fmt, markdown
 
 DEFAULT_PUBLISHED = RESULTS_DIR / "published.yaml"  # the checkout's results/, or the installed package's copy
 DEFAULT_TOLERANCE = 1.0
@@ -94,16 +95,10 @@ def compare(runs: list[dict], expected: dict, use_stored: bool, default_toleranc
 
 
 def table(rows: list[dict]) -> str:
-    def num(v, spec=".2f"):
-        return "—" if v is None else format(v, spec)
-
-    lines = ["| run | dataset | key | backbone | images | mIoU | expected | Δ | tolerance | status |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
-    for r in rows:
-        lines.append(f"| {r['run']} | {r['dataset']} | {r['key']} | {r['backbone']} | {num(r['images'], 'd')} | "
-                     f"{num(r['miou'])} | {num(r['expected'])} | {num(r['delta'], '+.2f')} | {r['tolerance']:g} | "
-                     f"{r['status']} |")
-    return "\n".join(lines)
+    header = ["run", "dataset", "key", "backbone", "images", "mIoU", "expected", "Δ", "tolerance", "status"]
+    return markdown(header, [[r["run"], r["dataset"], r["key"], r["backbone"], fmt(r["images"], "d"), fmt(r["miou"]),
+                              fmt(r["expected"]), fmt(r["delta"], "+.2f"), f"{r['tolerance']:g}", r["status"]]
+                             for r in rows])
 
 
 def chart(rows: list[dict], path: Path) -> Path:

@@ -30,6 +30,7 @@ import yaml
 from car.errors import CarError
 from car.metrics.schema import check_record, task_of
 from car.outputs import write_text
+from car.reporting.tables import fmt
 from car.reporting.task_views import view_of
 
 log = logging.getLogger(__name__)
@@ -38,10 +39,6 @@ REPORT = "report.html"
 FIGURES = "figures"
 STAGES = {"setup": "setup: data, models", "car": "predict: CaR", "other": "predict: data loading, Lightning",
           "scoring": "scoring"}
-
-
-def fmt(value, spec: str = ".2f") -> str:
-    return "—" if value is None else format(value, spec)
 
 
 def esc(value, quote: bool = False) -> str:

@@ -104,7 +104,8 @@ def dataset_config_name(metrics: dict) -> str | None:
     return name
 
 
-def fmt(value) -> str:
+def cell(value) -> str:
+    """A config value in the sweep table: floats to 4 significant digits, — for none."""
     if value is None:
         return "—"
     if isinstance(value, float):
@@ -130,7 +131,7 @@ def summary_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
 def markdown(columns: list[str], rows: list[list]) -> str:
     lines = ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)]
     for row in rows:
-        cells = [f"{v:.2f}" if c == "mIoU" and isinstance(v, (int, float)) else fmt(v) for c, v in zip(columns, row)]
+        cells = [f"{v:.2f}" if c == "mIoU" and isinstance(v, (int, float)) else cell(v) for c, v in zip(columns, row)]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -164,7 +165,7 @@ def sweep_points(runs: list[dict]) -> tuple[list[str], list[dict]]:
     for run, flat in zip(runs, flats):
         flat["_config_name"] = dataset_config_name(run)
         values = {k: flat.get(k) for k in swept}
-        others = {key: ", ".join(f"{short_key(k)}={fmt(flat.get(k))}" for k in swept + extra if k != key)
+        others = {key: ", ".join(f"{short_key(k)}={cell(flat.get(k))}" for k in swept + extra if k != key)
                   for key in swept}
         points.append({"values": values, "others": others, "miou": run.get("miou"), "paper": is_paper_setting(flat)})
     return swept, points

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+def fmt(value, spec: str = ".2f") -> str:
+    """A number in a table cell: `spec`-formatted, or — when there is none."""
+    return "—" if value is None else format(value, spec)
+
+
+def markdown(header: list[str], rows: list[list]) -> str:
+    """A Markdown table: the header, its rule, one line of cells per row."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    return "\n".join(lines + ["| " + " | ".join(str(cell) for cell in row) + " |" for row in rows])
+
+
 def per_class_table(metrics: dict) -> str:
     lines = ["| class | IoU |", "|---|---|"]
     for name, iou in metrics.get("per_class_iou", {}).items():

@@ -1,11 +1,14 @@
 """Build the objects of a run from its validated settings (car.settings.validate): backbones, the
 method's segmenter (by its own factory, car/methods/registry.py), metric, trainer, loggers; the
-dataset comes from car/data/build.py."""
+dataset comes from car/data/build.py.
+
+Lightning, Hydra's instantiation and the metrics (torchmetrics) are imported where they are used:
+`car-segment` and the Python API build only a segmenter, and their cold start pays only for that."""
 
 from __future__ import annotations
 
-import hydra
-import pytorch_lightning as pl
+from typing import TYPE_CHECKING
+
 import torch
 from omegaconf import OmegaConf
 
@@ -13,9 +16,13 @@ from car.clip.load import ClipModel, load_clip
 from car.errors import CarError
 from car.methods.registry import method_of
 from car.methods.segmenter import Segmenter
-from car.metrics import ReferringIoU, SemanticIoU
-from car.metrics.video import VideoMeasures
 from car.settings import Settings
+
+if TYPE_CHECKING:
+    import pytorch_lightning as pl
+
+    from car.metrics import ReferringIoU, SemanticIoU
+    from car.metrics.video import VideoMeasures
 
 
 def load_backbones(settings: Settings, device: str | torch.device = "cpu") -> tuple[ClipModel, ClipModel]:
@@ -41,6 +48,9 @@ def predicts_background(settings: Settings) -> bool:
 
 def build_metric(settings: Settings) -> ReferringIoU | SemanticIoU | VideoMeasures:
     """The dataset's metric, set up to score by its rule: `compute()` returns what metrics.json records."""
+    from car.metrics import ReferringIoU, SemanticIoU
+    from car.metrics.video import VideoMeasures
+
     d, ds = settings.config.dataset, settings.dataset
     if ds.video:
         if settings.method != "car":
@@ -61,10 +71,14 @@ def build_metric(settings: Settings) -> ReferringIoU | SemanticIoU | VideoMeasur
 
 
 def build_loggers(settings: Settings) -> list:
+    import hydra
+
     return [hydra.utils.instantiate(spec) for spec in (settings.config.get("logger") or {}).values()]
 
 
 def build_trainer(settings: Settings, loggers: list) -> pl.Trainer:
+    import pytorch_lightning as pl
+
     kwargs = OmegaConf.to_container(settings.config.trainer, resolve=True)
     kwargs["inference_mode"] = False  # gradCAM needs autograd inside predict
     return pl.Trainer(logger=loggers or False, enable_checkpointing=False, **kwargs)

@@ -52,7 +52,8 @@ def grid_main(args, parser) -> int:
     if unknown:
         parser.error(f"unknown method(s) {unknown}; choose from {', '.join(METHODS + (CAR_SAM,))} "
                      f"or a conf/method config")
-    keys = list(BENCHMARKS) if args.benchmarks == "all" else [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    named = [b.strip() for b in args.benchmarks.split(",") if b.strip()]
+    keys = list(BENCHMARKS) if args.benchmarks == "all" else named
     bad = [b for b in keys if b not in BENCHMARKS]
     if bad:
         parser.error(f"unknown benchmark(s) {bad}; choose from all, {', '.join(BENCHMARKS)}")
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs-dir", type=Path, default=None, help="where the runs go (default outputs/compare/...)")
     parser.add_argument("--benchmarks", default=None,
                         help=f"'all' or a comma list of {', '.join(BENCHMARKS)}: the full table, one run per cell")
-    parser.add_argument("--published-only", action="store_true", help="with --benchmarks: list the papers' numbers, run nothing")
+    parser.add_argument("--published-only", action="store_true",
+                        help="with --benchmarks: list the papers' numbers, run nothing")
     args = parser.parse_intermixed_args(argv)
     if args.benchmarks:
         return grid_main(args, parser)

@@ -90,7 +90,8 @@ def run_variants(base: list[str], variants: dict[str, list[str]], out_root: str 
         key = [f"dataset.published_key={expected_key(name)}"]  # so `python -m car.reporting.report` can check it
         metrics = evaluate(compose(base + overrides + key, output_dir=out))
         rows.append({"variant": name, "overrides": overrides, "miou": round(metrics["miou"], 2),
-                     "pixel_accuracy": round(metrics["pixel_accuracy"], 2), "mean_steps": round(metrics["mean_steps"], 2),
+                     "pixel_accuracy": round(metrics["pixel_accuracy"], 2),
+                     "mean_steps": round(metrics["mean_steps"], 2),
                      "num_images": metrics["num_images"], "s_per_image": metrics["car_s_per_image"]})
         print(f"{name:55s} mIoU {metrics['miou']:6.2f}  steps {metrics['mean_steps']:.2f}", flush=True)
     return rows

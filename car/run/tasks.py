@@ -44,6 +44,7 @@ class VideoTaskRun:
         return {"num_frames": frames, "frames_per_s": round(frames / seconds, 3) if seconds else None,
                 "expressions": video.expressions, "davis_results": str(out_dir / "davis"),
                 "davis_root": str(out_dir / "davis_root") if video.write_ground_truth else video.get("davis_root"),
+                "unit_note": f"DAVIS {video.protocol} protocol: J&F, J and F per expression set, and their mean",
                 "per_video_frames": {p["image_id"]: p.get("frames") for p in per_image}}
 
     def save_examples(self, examples: list[dict], label_names: list[str], folder: Path) -> list[Path]:

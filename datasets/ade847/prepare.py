@@ -34,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, evenly_spaced  # noqa: E402
-from car.data.prepare_checks import TIF_MODES, LabelFolders, image_size, verify_folders  # noqa: E402
+from car.data.prepare_checks import image_size, output_pairs, tif_folders, verify_folders  # noqa: E402
 from car.data.prepare_driver import Preparation, run  # noqa: E402
 
 README = "datasets/ade847/README.md"
@@ -167,24 +167,17 @@ def convert(root: Path, overwrite: bool = False) -> int:
     if not images:
         raise PrepareError(f"{root / 'images' / 'ADE' / SPLIT} holds no ADE_val_*.jpg; re-extract the dataset "
                            f"(see {README}).")
-    out_images, out_labels = root / "images_detectron2" / SPLIT, root / "annotations_detectron2" / SPLIT
-    out_images.mkdir(parents=True, exist_ok=True)
-    out_labels.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for path in images:
-        dst_image, dst_label = out_images / path.name, out_labels / f"{path.stem}.tif"
-        if dst_image.is_file() and dst_label.is_file() and not overwrite:
-            continue
-        convert_one(path, dst_image, dst_label)
-        written += 1
-    return written
+    by_stem = {path.stem: path for path in images}
+    todo = output_pairs(root / "images_detectron2" / SPLIT, root / "annotations_detectron2" / SPLIT, by_stem, overwrite)
+    for stem, dst_image, dst_label in todo:
+        convert_one(by_stem[stem], dst_image, dst_label)
+    return len(todo)
 
 
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     fix = f"run 'python datasets/ade847/prepare.py --root {root}' (see {README})"
-    tree = LabelFolders("ADE-847", SPLIT, root / "images_detectron2" / SPLIT, root / "annotations_detectron2" / SPLIT,
-                        EXPECTED_IMAGES, TIF_MODES, lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
-                        f"0..{NUM_CLASSES - 1} and {IGNORE}", label_suffix=".tif")
+    tree = tif_folders("ADE-847", SPLIT, root / "images_detectron2" / SPLIT, root / "annotations_detectron2" / SPLIT,
+                       EXPECTED_IMAGES, NUM_CLASSES, IGNORE)
     ids, summary = verify_folders(tree, root, fix, allow_subset, sample)
     for image_id in evenly_spaced(ids, sample):
         w, h = image_size(tree.image(image_id), "ADE-847", fix)

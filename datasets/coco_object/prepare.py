@@ -56,14 +56,7 @@ _LUT = stuff_to_object_lut()
 
 def convert_stuff_map(stuff: np.ndarray) -> np.ndarray:
     """Map a COCO-Stuff label map [H,W] (values 0..181, 255) to COCO-Object labels uint8 [H,W] (0..80)."""
-    stuff = np.asarray(stuff)
-    if stuff.ndim != 2:
-        raise ValueError(f"expected a 2-D label map, got shape {stuff.shape}")
-    values = np.unique(stuff)
-    bad = values[((values < 0) | (values > 181)) & (values != IGNORE_INDEX)]
-    if bad.size:
-        raise ValueError(f"values {bad[:10].tolist()} are not COCO-Stuff labels (0..181 or 255)")
-    return _LUT[stuff.astype(np.uint8)]
+    return prepare_coco.map_stuff(stuff, _LUT)
 
 
 def convert_file(src: Path, dst: Path) -> None:

@@ -62,14 +62,7 @@ _LUT = stuff_to_train_lut()
 
 def convert_stuff_map(stuff: np.ndarray) -> np.ndarray:
     """COCO-Stuff label map [H,W] (0..181, 255) -> train ids uint8 [H,W] (0..170, 255)."""
-    stuff = np.asarray(stuff)
-    if stuff.ndim != 2:
-        raise ValueError(f"expected a 2-D label map, got shape {stuff.shape}")
-    out = _LUT[stuff.astype(np.int64).clip(0, 255)]
-    bad = np.unique(stuff[(out < 0) | (stuff < 0) | (stuff > 255)])
-    if bad.size:
-        raise ValueError(f"values {bad[:10].tolist()} are not COCO-Stuff labels (0..181 or 255)")
-    return out.astype(np.uint8)
+    return prepare_coco.map_stuff(stuff, _LUT)
 
 
 LABELS = prepare_coco.CocoLabels("COCO-Stuff-171", "datasets/coco_stuff/prepare.py", README, OUT_SUFFIX,

@@ -34,7 +34,7 @@ from PIL import Image
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # run as a script: import car from this checkout
 
 from car.data.archives import PrepareError, read_ids  # noqa: E402
-from car.data.prepare_checks import TIF_MODES, LabelFolders, verify_folders  # noqa: E402
+from car.data.prepare_checks import output_pairs, tif_folders, verify_folders  # noqa: E402
 from car.data.prepare_driver import Archive, Preparation, run  # noqa: E402
 
 README = "datasets/context459/README.md"
@@ -86,14 +86,8 @@ def convert(root: Path, voc2010: Path, overwrite: bool = False, allow_subset: bo
     if missing:
         raise PrepareError(f"{len(missing)} of {len(ids)} val ids have no {mat_dir}/<id>.mat or JPEG (first: "
                            f"{missing[0]}); extract {TAR_NAME} into {voc2010} (--tar) (see {README}).")
-    out_images, out_labels = root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT
-    out_images.mkdir(parents=True, exist_ok=True)
-    out_labels.mkdir(parents=True, exist_ok=True)
-    written = 0
-    for image_id in ids:
-        dst_image, dst_label = out_images / f"{image_id}.jpg", out_labels / f"{image_id}.tif"
-        if dst_image.is_file() and dst_label.is_file() and not overwrite:
-            continue
+    todo = output_pairs(root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT, ids, overwrite)
+    for image_id, dst_image, dst_label in todo:
         mat_path = mat_dir / f"{image_id}.mat"
         try:
             label = label_from_mat(read_label_map(mat_path))
@@ -103,15 +97,13 @@ def convert(root: Path, voc2010: Path, overwrite: bool = False, allow_subset: bo
         Image.fromarray(label).save(tmp, format="TIFF")
         os.replace(tmp, dst_label)
         shutil.copyfile(voc2010 / "JPEGImages" / f"{image_id}.jpg", dst_image)
-        written += 1
-    return written
+    return len(todo)
 
 
 def verify(root: Path, allow_subset: bool = False, sample: int | None = None) -> str:
     fix = f"run 'python datasets/context459/prepare.py --root {root} --voc2010 <VOC2010>' (see {README})"
-    tree = LabelFolders("Pascal Context-459", SPLIT, root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT,
-                        EXPECTED_IMAGES, TIF_MODES, lambda v: ((v >= 0) & (v < NUM_CLASSES)) | (v == IGNORE),
-                        f"0..{NUM_CLASSES - 1} and {IGNORE}", label_suffix=".tif")
+    tree = tif_folders("Pascal Context-459", SPLIT, root / "images" / SPLIT, root / "annotations_ctx459" / SPLIT,
+                       EXPECTED_IMAGES, NUM_CLASSES, IGNORE)
     return "OK: " + verify_folders(tree, root, fix, allow_subset, sample)[1]
 
 

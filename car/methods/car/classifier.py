@@ -75,7 +75,8 @@ class MaskClassifier:
         """K prompted images -> unit-norm embeddings [K, D] (each image encoded once, Q4)."""
         out = []
         for start in range(0, len(images), self.batch_size):
-            batch = torch.stack([classifier_preprocess(im, self.clip) for im in images[start : start + self.batch_size]])
+            chunk = images[start : start + self.batch_size]
+            batch = torch.stack([classifier_preprocess(im, self.clip) for im in chunk])
             out.append(encode_cls(self.clip.visual, batch.to(self.clip.device, self.clip.dtype), self.skip_last_block,
                                   self.posemb_fp16_round).float())
         return torch.cat(out)

@@ -128,7 +128,7 @@ class ProposalGenerator:
         """§3.3: the last block on the trunk tokens (z: a gradient-tracked ln_1 of them), patch-mean
         pooled and projected. -> unit-norm image feature [1, D], last block's attention [1, 1+N, 1+N]."""
         last = self.clip.visual.transformer.resblocks[-1]
-        y, attn = block_forward(last, enc.x, need_weights=True, z=z)
+        y, attn = block_forward(last, enc.x, need_weights=True, z=z, weights_without_grad=z is not None)
         v = F.normalize(project(self.clip.visual, y[:, 1:]).mean(dim=1), dim=-1)  # [1, D]
         return v, attn
 

@@ -104,7 +104,8 @@ class PeerSegmenter:
         image = self.normalise(sample["image"])  # [1, 3, H', W']
         device = image.device.type
         dtype = AUTOCAST.get(self.precision)
-        amp = torch.autocast(device, dtype=dtype) if dtype is not None and device == "cuda" else contextlib.nullcontext()
+        autocast = dtype is not None and device == "cuda"
+        amp = torch.autocast(device, dtype=dtype) if autocast else contextlib.nullcontext()
 
         def logits_fn(window: torch.Tensor) -> torch.Tensor:
             return patch_logits(self.clip.visual, window, texts, self.last_block, self.pos_mode)  # [1, Q, h, w]

@@ -1,4 +1,8 @@
-"""Straightforward per-query reference paths, as the official code loops (benchmarks and tests only).
+"""Straightforward per-query reference paths, as the official code loops (a benchmark and test aid).
+
+Not the official code and not its cost: `benchmarks/bench_official.py` times the official code
+itself; these paths only check that batching changes no output (tests/test_reference_paths.py)
+and show what the batching alone is worth (`benchmarks/bench_car.py`).
 
 The production stages batch their work; these subclasses do it one item at a time so that
 `benchmarks/bench_car.py` can measure the speed-up as a ratio within one run and the tests can

@@ -1,0 +1,87 @@
+"""The speed benchmark's parts that can be checked without the official code: FLOP floors counted
+against torch's own FLOP counter, the exclusive stage clock, the cases' resizing, and the cold
+start of the single-image path (neither Lightning nor the metrics imported)."""
+
+import subprocess
+import sys
+import time
+
+import numpy as np
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from tests.conftest import REPO
+
+sys.path.insert(0, str(REPO))
+
+from benchmarks.cases import resize_long_side
+from benchmarks.evaluation_path import StageClock
+from benchmarks.floors import stage_flops
+
+
+def _dims(clip) -> dict:
+    v = clip.visual
+    return {"width": v.transformer.width, "layers": len(v.transformer.resblocks), "embed": clip.model.text_projection.shape[1],
+            "patch": clip.patch_size, "classifier_size": clip.image_size}
+
+
+def _counted(fn) -> int:
+    with FlopCounterMode(display=False) as counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def test_floors_count_the_flops_torch_counts(micro_clip):
+    """Trunk and classifier floors equal the matmul FLOPs torch counts in our own passes."""
+    from car.methods.car.classifier import MaskClassifier
+    from car.methods.car.proposals import ProposalGenerator
+
+    image = np.random.default_rng(0).integers(0, 255, (40, 70, 3), dtype=np.uint8)  # 3 x 5 patches of 16 px
+    floors = stage_flops(image.shape[:2], [3, 1], _dims(micro_clip))
+    gen = ProposalGenerator(micro_clip, lam=0.4)
+    assert _counted(lambda: gen.encode(image)) == floors["trunk (blocks 1..L-1)"]
+    clf = MaskClassifier(micro_clip, ["a photo of a {}."])
+    images = [image] * 4  # 3 + 1 live queries -> 4 prompted images
+    # torch's counter skips the CPU fused attention kernel: the CLS row's 4·T·C per image is added here
+    tokens, width = (micro_clip.image_size // micro_clip.patch_size) ** 2 + 1, micro_clip.visual.transformer.width
+    fused_attention = len(images) * 4 * tokens * width
+    assert _counted(lambda: clf.encode_images(images)) + fused_attention == floors["classifier images"]
+
+
+def test_stage_clock_counts_each_stage_without_its_inner_stages():
+    clock = StageClock()
+    with clock("outer"):
+        time.sleep(0.05)
+        with clock("inner"):
+            time.sleep(0.1)
+    assert 0.09 < clock.totals["inner"] < 0.3
+    assert 0.04 < clock.totals["outer"] < 0.09  # the inner 0.1 s is not counted twice
+
+
+def test_case_resize_is_the_official_long_side_rule():
+    image = np.zeros((281, 500, 3), np.uint8)
+    assert resize_long_side(image, 224).shape == (126, 224, 3)  # as the official run of golden case c1
+    assert resize_long_side(image, 0) is image
+
+
+def test_single_image_path_imports_no_training_or_peer_code():
+    """car-segment's cold start: Lightning and the metrics (torchmetrics) stay unimported."""
+    code = ("import sys, car.apps.segment, car.api, car.run.build; "
+            "print(sorted(m for m in ('pytorch_lightning', 'torchmetrics') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout
+
+
+def test_text_digest_is_kept_per_model_and_renewed_after_an_in_place_change(micro_clip):
+    from car.clip.text import _DIGESTS, weights_digest
+
+    first = weights_digest(micro_clip.model)
+    assert _DIGESTS[micro_clip.model][1] == first and weights_digest(micro_clip.model) == first
+    param = micro_clip.model.token_embedding.weight
+    with torch.no_grad():
+        param.add_(1.0)
+    try:
+        assert weights_digest(micro_clip.model) != first
+    finally:
+        with torch.no_grad():
+            param.sub_(1.0)
