@@ -13,7 +13,8 @@ def test_top_level_shows_the_pipeline_and_the_two_halves():
     modules = {p.stem for p in CAR.glob("*.py")}
     assert modules == {"__init__", "config", "errors", "hashing", "outputs"}
     packages = {p.name for p in CAR.iterdir() if (p / "__init__.py").is_file()}
-    assert {"data", "clip", "methods", "postprocess", "metrics", "run", "reporting", "api", "apps", "settings"} <= packages
+    expected = {"data", "clip", "methods", "postprocess", "metrics", "run", "reporting", "api", "apps", "settings"}
+    assert expected <= packages
 
 
 def test_conf_method_mirrors_car_methods():

@@ -37,7 +37,7 @@ def flush_all() -> None:
 atexit.register(flush_all)
 
 
-_DIGESTS: "weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]]" = weakref.WeakKeyDictionary()
+_DIGESTS: weakref.WeakKeyDictionary[torch.nn.Module, tuple[tuple, str]] = weakref.WeakKeyDictionary()
 
 
 def weights_digest(model: torch.nn.Module) -> str:

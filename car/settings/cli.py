@@ -44,7 +44,8 @@ def update_readme(path: Path) -> bool:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m car.settings", description="Validate a composed config against the settings table.")
+    parser = argparse.ArgumentParser(prog="python -m car.settings",
+                                     description="Validate a composed config against the settings table.")
     parser.add_argument("overrides", nargs="*", help="Hydra overrides to compose and validate")
     parser.add_argument("--markdown", action="store_true", help="print the table as Markdown")
     parser.add_argument("--update-readme", action="store_true", help="rewrite README.md's table")

@@ -34,7 +34,8 @@ def build_peer_segmenter(settings: Settings, proposal_clip: ClipModel, classifie
     """The segmenter of `settings.method` on the proposal CLIP (peers use a single CLIP)."""
     m, d = settings.config.method, settings.config.dataset
     if settings.dataset.task != "semantic":
-        raise CarError(f"method={m.name} segments semantic datasets only; dataset '{d.name}' is {settings.dataset.task}.")
+        raise CarError(f"method={m.name} segments semantic datasets only; dataset '{d.name}' is "
+                       f"{settings.dataset.task}.")
     if settings.postprocess != "none":
         raise CarError(f"postprocess={settings.postprocess} refines CaR's masks only; run method={m.name} with "
                        f"postprocess=none (PAMR is method.pamr.enabled).")
@@ -50,7 +51,8 @@ def build_peer_segmenter(settings: Settings, proposal_clip: ClipModel, classifie
                         None if m.area_threshold is None else float(m.area_threshold))
     return PeerSegmenter(m.name, proposal_clip, last, classes, resolve_templates(m.templates),
                          scaled_geometry(m, proposal_clip.image_size), decision, refinement,
-                         pos_mode=m.pos_interpolation, precision=m.precision, text_cache=settings.config.paths.get("cache_dir"))
+                         pos_mode=m.pos_interpolation, precision=m.precision,
+                         text_cache=settings.config.paths.get("cache_dir"))
 
 
 def build_groupvit(settings: Settings, device: str = "cpu") -> GroupViTSegmenter:
