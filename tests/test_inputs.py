@@ -58,7 +58,8 @@ def test_missing_weights_names_every_one(empty_hub_cache):
 @pytest.mark.parametrize("backbone", ["tiny", "micro_random", "tiny_random"])
 def test_local_and_random_weights_are_never_missing(backbone, empty_hub_cache):
     assert missing_weights(compose([f"backbone={backbone}"]).backbone) == []
-    check_inputs(validate(compose([f"backbone={backbone}", "dataset=voc", "paths.data_root=/nonexistent"])))  # data: later
+    # the data is checked later
+    check_inputs(validate(compose([f"backbone={backbone}", "dataset=voc", "paths.data_root=/nonexistent"])))
 
 
 def test_a_cached_tag_is_found_without_the_network(empty_hub_cache):
