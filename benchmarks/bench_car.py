@@ -39,13 +39,13 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
 from car.clip.load import load_clip  # noqa: E402
 from car.clip.text import TextEncoder  # noqa: E402
 from car.data.common import read_rgb  # noqa: E402
 from car.methods.car.classifier import MaskClassifier  # noqa: E402
 from car.methods.car.prompts import VisualPrompt  # noqa: E402
 from car.methods.car.proposals import ProposalGenerator  # noqa: E402
-from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator, UncachedTextEncoder  # noqa: E402
 from car.methods.car.recurrence import FP16_WEIGHTS, PRECISIONS, CaR  # noqa: E402
 from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
 

@@ -33,10 +33,12 @@ sys.path.insert(0, str(REPO))
 
 from car.clip.surgery import embed_tokens, project, run_blocks
 from car.config import compose
+from car.data.build import build_dataset
 from car.methods.car.build import build_car
 from car.methods.car.proposals import preprocess
 from car.methods.car.text import origami
-from car.run.build import build_dataset, load_backbones
+from car.run.build import load_backbones
+from car.settings import validate
 
 
 def peak_inside(score: np.ndarray, mask: np.ndarray) -> bool:
@@ -51,8 +53,9 @@ def iou(a: np.ndarray, b: np.ndarray) -> float:
 
 def probe(overrides: list[str], num_images: int) -> dict:
     cfg = compose(["dataset=shapes", "backbone=tiny", f"dataset.loader.num_images={num_images}", *overrides])
-    clip, _ = load_backbones(cfg)
-    car = build_car(cfg, clip, clip)
+    settings = validate(cfg)
+    clip, _ = load_backbones(settings)
+    car = build_car(settings, clip, clip)
     gen, text = car.proposals, car.text
     names = list(cfg.dataset.queries)  # label id i+1 <-> names[i]
     queries = text(names)  # [K, D], CaR's first-step texts
@@ -61,7 +64,7 @@ def probe(overrides: list[str], num_images: int) -> dict:
     rows = {"gradcam_peak_inside": [], "refined_peak_inside": [], "gradcam_iou": [], "refined_iou": [], "chance": []}
     depth = gen.depth
     tokens = {d: [] for d in (depth - 1, depth)}
-    for sample in build_dataset(cfg):
+    for sample in build_dataset(settings):
         image, target = sample["image"], sample["target"]
         enc = gen.encode(image)
         with torch.no_grad():

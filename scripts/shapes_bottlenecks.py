@@ -36,11 +36,13 @@ sys.path.insert(0, str(REPO))
 
 from car.clip.text import fill
 from car.config import compose
+from car.data.build import build_dataset
 from car.methods.car.build import build_car, build_crf
 from car.methods.car.classifier import double_softmax_scores
 from car.methods.car.text import origami
 from car.postprocess.crf import paint_label_map, semantic_masks
-from car.run.build import build_dataset, build_metric, load_backbones
+from car.run.build import build_metric, load_backbones
+from car.settings import validate
 
 GRID_CELL = 8  # pixels per token of car-tiny-vit (patch 8 on 64-px images)
 
@@ -56,9 +58,10 @@ def token_coverage_map(mask: np.ndarray, cell: int = GRID_CELL) -> np.ndarray:
 
 def ideal_maps(cfg, kind: str, use_crf: bool) -> float:
     """mIoU of CaR's post-processing fed the true classes and ideal maps ("token" or "pixel")."""
-    crf = build_crf(cfg) if use_crf else None
-    metric = build_metric(cfg)
-    dataset = build_dataset(cfg)
+    settings = validate(cfg)
+    crf = build_crf(settings.car.crf) if use_crf else None
+    metric = build_metric(settings)
+    dataset = build_dataset(settings)
     for i in range(len(dataset)):
         scene = dataset.scene(i)  # rendered once: image, label map and per-object masks
         target = scene["target"]
@@ -74,8 +77,9 @@ def ideal_maps(cfg, kind: str, use_crf: bool) -> float:
 
 
 def first_step(cfg) -> dict:
-    clip, classifier_clip = load_backbones(cfg)
-    car = build_car(cfg, clip, classifier_clip)
+    settings = validate(cfg)
+    clip, classifier_clip = load_backbones(settings)
+    car = build_car(settings, clip, classifier_clip)
     names = list(cfg.dataset.queries)  # label id i+1 <-> names[i]
     eta, theta = float(cfg.car.eta), float(cfg.car.theta)
     background = car.text([origami(w) for w in car.background_words])  # [B, D]
@@ -86,7 +90,7 @@ def first_step(cfg) -> dict:
                "mask_iou": []}
     absent_kept = []
     final = {"images": 0, "kept": 0, "correct": 0, "present": 0}  # the query set CaR ends with
-    for sample in build_dataset(cfg):
+    for sample in build_dataset(settings):
         image, target = sample["image"], sample["target"]
         maps = car.proposals(car.proposals.encode(image), car.text(names), background)  # [K, H, W]
         emb = car.classifier.encode_images(car.prompt.batch(image, maps))  # [K, D]

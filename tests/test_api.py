@@ -59,9 +59,11 @@ def test_same_path_as_evaluate():
     """The API and evaluate.py's builders give the same label map for the dataset's own queries."""
     from car.config import compose
     from car.run.build import build_segmenter, load_backbones
+    from car.settings import validate
 
     cfg = compose(["dataset=shapes"])
-    segmenter = build_segmenter(cfg, *load_backbones(cfg))
+    settings = validate(cfg)
+    segmenter = build_segmenter(settings, *load_backbones(settings))
     sample = {"image": scene(18)["image"], "image_id": "shapes_val_00018"}
     expected, _ = segmenter(sample)
     out = CarSegmenter.from_profile("shapes")(sample["image"], list(cfg.dataset.queries))

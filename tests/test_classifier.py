@@ -64,7 +64,8 @@ def test_classifier_rounds_its_positional_table_like_the_proposals(micro_clip):
     torch.testing.assert_close(rounded, encode_cls(micro_clip.visual, batch, True, fp16_round=True), rtol=0, atol=0)
 
     from car.methods.car.build import build_car
+    from car.settings import validate
 
     for flag in (True, False):
         cfg = compose(["backbone=micro_random", f"car.quirks.posemb_fp16_round={str(flag).lower()}"])
-        assert build_car(cfg, micro_clip, micro_clip).classifier.posemb_fp16_round is flag
+        assert build_car(validate(cfg), micro_clip, micro_clip).classifier.posemb_fp16_round is flag

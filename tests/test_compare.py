@@ -65,12 +65,13 @@ def _voc20_scores(*overrides: str) -> dict:
     """The run's metric's scores, a 3-class VOC-20-style run on one matrix with foreground predicted as background."""
     from car.config import compose
     from car.run.build import build_metric
+    from car.settings import validate
 
     cfg = compose(["dataset=voc20", "dataset.num_classes=3", "dataset.class_names=[bg,a,b]", *overrides])
     confmat = [[5, 1, 0], [2, 3, 0], [1, 0, 4]]  # [K, K], rows = ground truth
     pairs = [(gt, pred) for gt, row in enumerate(confmat) for pred, count in enumerate(row) for _ in range(count)]
     target, pred = torch.tensor(pairs).T  # [P] each: one pixel per counted (gt, pred) pair
-    metric = build_metric(cfg)
+    metric = build_metric(validate(cfg))
     metric.update(pred[None], target[None])
     assert metric.confmat.tolist() == confmat
     return metric.compute()

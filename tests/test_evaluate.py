@@ -86,7 +86,8 @@ def test_referring_weighting_is_recorded_and_checked(tmp_path):
     saved = json.loads((tmp_path / "metrics.json").read_text())
     assert saved["weighting"] == "sentence" and "once per sentence" in saved["unit_note"]
     assert metrics["num_units"] == 1
-    with pytest.raises(CarError, match=r"^dataset.weighting must be unit or sentence .*got 'expression'\.$"):
+    refusal = r"^dataset\.weighting='expression' is not allowed; choose one of: unit, sentence\.$"
+    with pytest.raises(CarError, match=refusal):
         evaluate(compose(base + ["dataset.weighting=expression"], output_dir=tmp_path / "bad"))
 
 

@@ -131,8 +131,9 @@ def test_groupvit_does_not_load_the_backbone(tmp_path, monkeypatch):
 def test_the_backbone_weights_are_not_required():
     """The dataset configs name the CaR backbone pair (OpenAI weights, absent offline): GroupViT needs none of it."""
     from car.run.inputs import check_inputs
+    from car.settings import validate
 
-    check_inputs(compose(["method=groupvit", "dataset=voc", f"paths.data_root={SHARED_DATA}"]))
+    check_inputs(validate(compose(["method=groupvit", "dataset=voc", f"paths.data_root={SHARED_DATA}"])))
 
 
 def test_missing_weights_are_one_sentence(tmp_path, monkeypatch):

@@ -17,6 +17,7 @@ from car.clip import load as clip_load
 from car.clip.weights import Weights, cached_file, locate, missing_weights
 from car.config import compose
 from car.run.inputs import MissingInputs, check_inputs
+from car.settings import validate
 from tests.conftest import REPO
 
 UNREACHABLE = "http://127.0.0.1:9"  # the discard port: refused at once, whatever network CI has
@@ -57,7 +58,8 @@ def test_missing_weights_names_every_one(empty_hub_cache):
 @pytest.mark.parametrize("backbone", ["tiny", "micro_random", "tiny_random"])
 def test_local_and_random_weights_are_never_missing(backbone, empty_hub_cache):
     assert missing_weights(compose([f"backbone={backbone}"]).backbone) == []
-    check_inputs(compose([f"backbone={backbone}", "dataset=voc", "paths.data_root=/nonexistent"]))  # data: later
+    # the data is checked later
+    check_inputs(validate(compose([f"backbone={backbone}", "dataset=voc", "paths.data_root=/nonexistent"])))
 
 
 def test_a_cached_tag_is_found_without_the_network(empty_hub_cache):
@@ -76,7 +78,7 @@ def test_the_bin_file_is_found_too(empty_hub_cache):
 def test_the_sentence_names_weights_and_dataset(empty_hub_cache):
     cfg = compose(["dataset=voc", "backbone=vitb16_vitl14", "paths.data_root=/nonexistent"])
     with pytest.raises(MissingInputs) as err:
-        check_inputs(cfg)
+        check_inputs(validate(cfg))
     text = str(err.value)
     assert text.startswith("missing inputs: CLIP weights backbone.proposal ViT-B-16 'openai' and "
                            "backbone.classifier ViT-L-14 'openai' (not in the local cache, huggingface.co unreachable)")

@@ -13,6 +13,7 @@ from car.errors import CarError
 from car.methods.pixel_budget import DEFAULT_MAX_PIXELS, PixelBudget
 from car.run.build import build_segmenter, load_backbones
 from car.run.evaluation import evaluate
+from car.settings import validate
 
 BIG = (4000, 6000)  # H, W of a 24-megapixel photo
 # the tiny CLIP has 8-px patches: max_pixels=65,536 (at 16-px patches) lets it run at 16,384 px
@@ -70,8 +71,8 @@ def big_photo() -> np.ndarray:
 
 
 def test_big_image_through_the_segmenter_runs_in_seconds():
-    cfg = compose(TINY + ["dataset=shapes"])
-    segmenter = build_segmenter(cfg, *load_backbones(cfg))
+    settings = validate(compose(TINY + ["dataset=shapes"]))
+    segmenter = build_segmenter(settings, *load_backbones(settings))
     assert segmenter.budget.limit == 16_384
     start = time.perf_counter()
     pred, info = segmenter({"image": big_photo(), "image_id": "big"})

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 import torch
 
+from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator
 from car.clip.load import load_clip
 from car.clip.precision import to_fp16_weights
 from car.clip.text import TextEncoder
@@ -16,7 +17,6 @@ from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
-from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator
 
 QUERIES = ["bicycle", "person", "dog", "car", "sky", "cat"]
 

@@ -3,12 +3,12 @@
 import numpy as np
 import torch
 
+from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator
 from car.clip.text import TextEncoder
 from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.recurrence import CaR
-from benchmarks.reference import ReferenceMaskClassifier, ReferenceProposalGenerator
 
 TEMPLATES = ["a photo of a {}.", "a clean origami {}.", "There is a {} in the scene"]
 QUERIES = ["bicycle", "person with clothes,people,human", "dog", "car", "sky"]

@@ -9,7 +9,7 @@ from car.errors import CarError
 from car.methods.registry import REGISTRY, method_of
 from car.methods.segmenter import Segmenter, SplitSegmenter
 from car.run.build import build_segmenter, load_backbones
-from car.settings import METHODS
+from car.settings import METHODS, validate
 
 CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "method").glob("*.yaml") if p.stem != "groupvit")  # no GroupViT weights
 
@@ -17,23 +17,23 @@ CONFIGS = sorted(p.stem for p in (CONFIG_DIR / "method").glob("*.yaml") if p.ste
 def test_the_registry_holds_every_method_of_the_settings():
     assert tuple(REGISTRY) == METHODS
     assert {compose([f"method={name}"]).method.name for name in CONFIGS} <= set(REGISTRY)
-    assert method_of(compose([])) is REGISTRY["car"]
+    assert method_of(validate(compose([]))) is REGISTRY["car"]
     assert [name for name, m in REGISTRY.items() if not m.uses_backbone] == ["groupvit"]
 
 
 def test_an_unknown_method_is_one_sentence():
-    with pytest.raises(CarError, match=r"^method 'nope' is not implemented; choose one of car, maskclip, .*\.$"):
-        method_of(compose(["method.name=nope"]))
+    with pytest.raises(CarError, match=r"^method\.name='nope' is not allowed; choose one of: car, maskclip, .*\.$"):
+        method_of(validate(compose(["method.name=nope"])))
 
 
 @pytest.mark.parametrize("config", CONFIGS)
 def test_every_factory_builds_a_segmenter(config):
-    cfg = compose(["backbone=micro_random", f"method={config}"])
+    cfg = validate(compose(["backbone=micro_random", f"method={config}"]))
     clips = load_backbones(cfg) if method_of(cfg).uses_backbone else (None, None)
     segmenter = build_segmenter(cfg, *clips)
     assert isinstance(segmenter, SplitSegmenter) and isinstance(segmenter.cpu_part(), SplitSegmenter)
     assert all(hasattr(model, "parameters") for model in segmenter.models)
-    assert (segmenter.budget is not None) == (cfg.method.name == "car")  # the peers size their own input
+    assert (segmenter.budget is not None) == (cfg.method == "car")  # the peers size their own input
     image = np.zeros((24, 32, 3), np.uint8)
     proposals, info = segmenter.propose({"image": image, "image_id": "blank"})
     pred = segmenter.cpu_part().finish(image, proposals)
@@ -64,6 +64,6 @@ def test_the_protocol_refuses_what_lacks_a_part():
 def test_the_video_segmenter_is_a_segmenter():
     from car.config import compose as compose_cfg
 
-    cfg = compose_cfg(["dataset=shapes_video", "backbone=micro_random"])
+    cfg = validate(compose_cfg(["dataset=shapes_video", "backbone=micro_random"]))
     segmenter = build_segmenter(cfg, *load_backbones(cfg))
     assert isinstance(segmenter, Segmenter) and segmenter.budget is None and segmenter.models == []

@@ -289,3 +289,11 @@ def test_screenshot_script(shapes_run, tmp_path):
     png = script.screenshot(out / "report.html", tmp_path / "shot.png", width=1000, height=900)
     shot = np.asarray(Image.open(png).convert("RGB"))
     assert shot.shape[:2] == (900, 1000) and shot.std() > 10  # a rendered page, not a blank one
+
+
+def test_label_png_defaults_to_vocs_palette():
+    """Without a palette the PNG takes VOC's colours (the argument once shadowed the default function)."""
+    img = viz.label_png(np.array([[0, 1], [15, 255]], np.uint8))
+    assert img.mode == "P"
+    table = np.array(img.getpalette()[: 256 * 3], np.uint8).reshape(-1, 3)
+    assert (table[:256] == viz.palette()[:256]).all()

@@ -1,4 +1,4 @@
-"""The settings table (car/settings.py): every rule refuses bad values with one sentence, every
+"""The settings table (car/settings/): every rule refuses bad values with one sentence, every
 shipped config passes, the CLI stops before any model loads, and the README shows the table."""
 
 import os
@@ -118,32 +118,58 @@ def test_interpolated_values_are_checked_resolved():
         validate(compose(["car.theta=${car.lambda}", "car.lambda=1.5"]))
 
 
-def test_closed_sets_match_the_code_that_consumes_them():
-    from car.data.guard import ON_BAD_SAMPLE
-    from car.data.refcoco import GT_OVERLAP, UNITS
-    from car.methods.car.prompts import PROMPT_ORDER
-    from car.methods.car.recurrence import AUTOCAST_DTYPES, PRECISIONS
-    from car.methods.peers.attention import ATTENTION_KINDS
-    from car.metrics.semantic import AVERAGE_RULES, BG_PROTOCOLS
-    from car.postprocess.sam.generator import PACKAGES
-    from car.settings import OTHER_METHODS, PEER_METHODS
+def test_closed_sets_are_defined_once():
+    """The table's choices and the code that consumes them use the same objects from car/settings/enums.py."""
+    import car.data.guard
+    import car.data.refcoco
+    import car.methods.car.prompts
+    import car.methods.car.recurrence
+    import car.methods.peers.attention
+    import car.metrics.referring
+    import car.metrics.semantic
+    from car.settings import enums
 
     rules = {r.key: r for r in RULES}
-    assert rules["car.prompts"].choices == PROMPT_ORDER
+    consumers = [(car.methods.car.prompts, "PROMPT_ORDER"), (car.methods.peers.attention, "ATTENTION_KINDS"),
+                 (car.methods.car.recurrence, "CAR_PRECISIONS"), (car.data.guard, "ON_BAD_SAMPLE"),
+                 (car.metrics.semantic, "AVERAGE_RULES"), (car.metrics.semantic, "BG_PROTOCOLS"),
+                 (car.data.refcoco, "UNITS"), (car.data.refcoco, "GT_OVERLAP"), (car.metrics.referring, "WEIGHTINGS")]
+    for module, name in consumers:
+        assert getattr(module, name) is getattr(enums, name), f"{module.__name__}.{name} is declared again"
+    assert rules["car.prompts"].choices == enums.PROMPT_ORDER
+    assert rules["car.precision"].choices == enums.CAR_PRECISIONS
+    assert rules["method.name"].choices == enums.METHODS
+    assert set(car.methods.car.recurrence.AUTOCAST_DTYPES) == set(rules["method.precision"].choices)  # a dtype each
     methods = {compose([f"method={p.stem}"]).method.name for p in (CONFIG_DIR / "method").glob("*.yaml")}
-    assert set(rules["method.name"].choices) == methods  # groupvit_micro_random is method groupvit
-    assert set(rules["method.name"].choices) == {"car", *PEER_METHODS, *OTHER_METHODS}
-    assert rules["method.last_block.attention"].choices == ATTENTION_KINDS
-    assert rules["car.precision"].choices == PRECISIONS
-    assert set(AUTOCAST_DTYPES) == set(rules["method.precision"].choices)
-    assert rules["on_bad_sample"].choices == ON_BAD_SAMPLE
-    assert rules["dataset.average"].choices == AVERAGE_RULES
-    assert rules["dataset.bg_protocol"].choices == BG_PROTOCOLS
-    assert rules["dataset.loader.unit"].choices == UNITS
-    assert rules["dataset.loader.gt_overlap"].choices == GT_OVERLAP
-    assert set(rules["postprocess.variant"].choices) == set(PACKAGES)
+    assert set(enums.METHODS) == methods  # groupvit_micro_random is method groupvit
     names = {compose([f"postprocess={p.stem}"]).postprocess.name for p in (CONFIG_DIR / "postprocess").glob("*.yaml")}
     assert set(rules["postprocess.name"].choices) == names
+
+
+def test_validate_returns_typed_frozen_settings():
+    import dataclasses
+
+    from car.settings import THRESHOLD_KEYS, Settings, Thresholds
+    from car.settings.typed import field_keys
+
+    cfg = compose(["dataset=voc", "car.theta=0.5", "car.lambda=0.4"])
+    settings = validate(cfg)
+    assert isinstance(settings, Settings) and settings.config is cfg
+    assert settings.car.thresholds == Thresholds(eta=cfg.car.eta, theta=0.5, lam=0.4)
+    assert settings.car.thresholds.as_dict() == {"eta": cfg.car.eta, "theta": 0.5, "lambda": 0.4}
+    assert settings.car.prompts == tuple(cfg.car.prompts) and settings.run.seed == cfg.seed
+    assert settings.dataset.task == "semantic" and settings.method == "car" and settings.postprocess == "none"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        settings.car.thresholds.theta = 0.1
+    # every key validation requires is typed (builders never re-default it), and nothing else is
+    keys = field_keys()
+    assert {r.key for r in RULES if not r.optional} <= set(keys) <= {r.key for r in RULES}
+    assert all((f.default is dataclasses.MISSING) != rule.optional
+               for rule in RULES if rule.key in keys for _, f in [keys[rule.key]])
+    assert tuple(k for k in keys if k in THRESHOLD_KEYS) == THRESHOLD_KEYS
+    # an optional key the config lacks takes the field's default
+    assert validate(compose(["~car.quirks.zero_step"])).car.quirks.zero_step == "official"
+    assert validate(compose(["dataset=refcoco"])).dataset.referring
 
 
 def test_readme_holds_the_generated_table():

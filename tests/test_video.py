@@ -103,8 +103,9 @@ class CountingClip:
 def tiny_video_car():
     from car.config import compose
     from car.run.build import build_segmenter, load_backbones
+    from car.settings import validate
 
-    cfg = compose(["dataset=shapes_video", "paths.cache_dir=null"])  # no on-disk text cache: count every embedding
+    cfg = validate(compose(["dataset=shapes_video", "paths.cache_dir=null"]))  # no text cache: count every embedding
     segmenter = build_segmenter(cfg, *load_backbones(cfg))
     calls: dict[str, list] = {"proposal": [], "classifier": []}
     segmenter.car.text.clip = CountingClip(segmenter.car.text.clip, calls["proposal"])
@@ -151,21 +152,23 @@ def test_davis_writer_writes_whole_palette_videos(tmp_path):
 @pytest.mark.bad_input("dataset.loader._target_ naming a loader this installation lacks", "car-evaluate")
 def test_a_loader_this_installation_lacks_is_one_sentence(answer):
     from car.config import compose
-    from car.run.build import build_dataset
+    from car.data.build import build_dataset
     from car.run.inputs import dataset_problem
+    from car.settings import validate
 
-    cfg = compose(["dataset=shapes_video", "dataset.loader._target_=car.data.no_such_module.Loader"])
+    settings = validate(compose(["dataset=shapes_video", "dataset.loader._target_=car.data.no_such_module.Loader"]))
     with pytest.raises(CarError, match="names car.data.no_such_module.Loader, which this installation does not have"):
-        build_dataset(cfg)
-    assert "does not have" in dataset_problem(cfg)
-    answer(dataset_problem(cfg))
+        build_dataset(settings)
+    assert "does not have" in dataset_problem(settings)
+    answer(dataset_problem(settings))
 
 
 def test_separately_runs_one_unpruned_car_per_expression():
     from car.config import compose
     from car.run.build import build_segmenter, load_backbones
+    from car.settings import validate
 
-    cfg = compose(["dataset=shapes_video", "dataset.video.expressions=separately"])
+    cfg = validate(compose(["dataset=shapes_video", "dataset.video.expressions=separately"]))
     segmenter = build_segmenter(cfg, *load_backbones(cfg))
     item = ShapesVideoDataset(num_videos=1, num_frames=2, expression_sets=["name"])[0]
     labels, info = segmenter(item)

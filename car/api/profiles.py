@@ -8,8 +8,7 @@ from omegaconf import DictConfig
 
 from car.config import CONFIG_DIR, compose
 from car.errors import CarError
-from car.metrics.schema import task_of
-from car.settings import validate
+from car.settings import Settings, validate
 
 DEFAULT_PROFILE = "shapes"
 def profiles() -> list[str]:
@@ -54,20 +53,21 @@ def compose_profile(profile: str = DEFAULT_PROFILE, backbone: str | None = None,
         raise CarError(f"Cannot compose the config from {' '.join(args)}: {str(err).splitlines()[0]}") from None
     if weights:
         _set_weights(cfg, str(weights))
-    return check_config(cfg)
+    check_config(cfg)
+    return cfg
 
 
-def check_config(cfg: DictConfig) -> DictConfig:
+def check_config(cfg: DictConfig) -> Settings:
     """car.settings.validate, then what single images need: a semantic profile, CaR, no oracle."""
-    validate(cfg)
-    if task_of(cfg.dataset).name != "semantic":
+    settings = validate(cfg)
+    if settings.dataset.task != "semantic":
         raise CarError(f"Profile '{cfg.dataset.name}' is a referring profile; use a semantic one "
                        f"({', '.join(profiles())}).")
-    if cfg.method.name != "car":
-        raise CarError(f"method={cfg.method.name} is a peer method; CarSegmenter runs CaR (method=car).")
-    if cfg.car.get("oracle_queries"):
+    if settings.method != "car":
+        raise CarError(f"method={settings.method} is a peer method; CarSegmenter runs CaR (method=car).")
+    if settings.car.oracle_queries:
         raise CarError("car.oracle_queries=true needs a ground truth; it cannot segment your own image.")
-    return cfg
+    return settings
 
 
 def _set_weights(cfg: DictConfig, weights: str) -> None:

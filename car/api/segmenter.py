@@ -29,16 +29,17 @@ class CarSegmenter:
 
         from car.run.build import build_segmenter, load_backbones
 
-        self.cfg = check_config(cfg)
+        self.cfg = cfg
+        self.validated = check_config(cfg)  # the typed settings the builders take
         self.profile, self.backbone_name, self.weights = profile or cfg.dataset.name, backbone, weights
         self.overrides = tuple(str(o) for o in overrides)
         self.device = resolve_device(device)  # an unknown device or cuda without a GPU: one sentence, now
         start = time.perf_counter()
         if clips is None:
-            torch.manual_seed(int(cfg.seed))  # random-init backbones (pretrained=null) as evaluate.py builds them
-            clips = load_backbones(cfg, self.device)
+            torch.manual_seed(self.validated.run.seed)  # random-init backbones (pretrained=null) as evaluate.py does
+            clips = load_backbones(self.validated, self.device)
         self.clips = clips
-        self.segmenter = build_segmenter(cfg, *clips)
+        self.segmenter = build_segmenter(self.validated, *clips)
         for model in self.segmenter.models:  # SAM's (postprocess=sam); the CLIPs are on the device already
             model.to(self.device)
         self.load_seconds = time.perf_counter() - start
@@ -65,12 +66,10 @@ class CarSegmenter:
 
     def settings(self) -> dict:
         """What a result file records about how it was made."""
-        c = self.cfg.car
-        post = self.cfg.postprocess.get("name", "none") if "postprocess" in self.cfg else "none"
+        c = self.validated.car
         return {"profile": self.cfg.dataset.name, "backbone": OmegaConf.to_container(self.cfg.backbone, resolve=True),
-                "eta": float(c.eta), "theta": float(c.theta), "lambda": float(c["lambda"]),
-                "prompts": list(c.prompts), "background_words": list(c.background_words),
-                "crf": bool(c.crf.enabled), "postprocess": post, "max_pixels": int(c.max_pixels),
+                **c.thresholds.as_dict(), "prompts": list(c.prompts), "background_words": list(c.background_words),
+                "crf": c.crf.enabled, "postprocess": self.validated.postprocess, "max_pixels": c.max_pixels,
                 "overrides": list(self.overrides), "device": str(self.device)}
 
     def __call__(self, image, texts) -> Segmentation:

@@ -18,8 +18,7 @@ from collections.abc import Callable
 from torch.utils.data import Dataset
 
 from car.errors import CarError
-
-ON_BAD_SAMPLE = ("fail", "skip")
+from car.settings.enums import ON_BAD_SAMPLE
 
 
 class GuardedDataset(Dataset):

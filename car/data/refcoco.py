@@ -47,6 +47,7 @@ from torch.utils.data import Dataset
 from car.data.common import ON_MISSING, check_listed_files, read_rgb
 from car.data.safe_pickle import safe_load
 from car.errors import CarError
+from car.settings.enums import GT_OVERLAP, UNITS
 
 README = "datasets/refcoco/README.md"
 IMAGE_SUBDIR = Path("images") / "mscoco" / "images" / "train2014"
@@ -58,8 +59,6 @@ VALID_SPLITS: dict[tuple[str, str], tuple[str, ...]] = {
     ("refcocog", "umd"): ("val", "test", "train"),
     ("refcocog", "google"): ("val", "train"),
 }
-UNITS = ("object", "sentence")
-GT_OVERLAP = ("official", "union")
 
 
 def valid_choices_text() -> str:

@@ -16,9 +16,10 @@ from car.fidelity.checks import Check
 from car.fidelity.end_to_end import end_to_end
 from car.fidelity.golden import CASES, GoldenCase, Run, build_case, golden_dir, golden_weights, load_cases
 from car.fidelity.teacher import teacher_forced
-from car.methods.car.prompts import PROMPT_ORDER
 from car.methods.car.segmenter import QueryPass, ReferringCaR
 from car.methods.car.text import clean_referring_expression
+from car.settings import Thresholds
+from car.settings.enums import PROMPT_ORDER
 
 __all__ = ["CASES", "Check", "GoldenCase", "check_case", "config_checks", "golden_dir", "golden_weights", "load_cases"]
 
@@ -47,7 +48,7 @@ def config_checks(case: GoldenCase, cfg, segmenter) -> list[Check]:
     templates = case.meta.get("semantic_templates") or ["a clean origami {}."]
     for run in case.runs:
         qp, prompt = _our_run(case, run, segmenter)
-        add(run, "θ, λ, η", {"theta": car.theta, "lambda": car.proposals.lam, "eta": prompt.eta}, case.thresholds())
+        add(run, "θ, λ, η", Thresholds(eta=prompt.eta, theta=car.theta, lam=car.proposals.lam), case.thresholds())
         add(run, "CRF β", float(cfg.car.crf.bg_factor), case.bg_factor(run))
         add(run, "visual prompts", prompt.types, [t for t in PROMPT_ORDER if t in case.prompt_types(run)])
         add(run, "classifier templates", list(car.classifier.templates), list(templates))

@@ -23,6 +23,7 @@ import numpy as np
 from omegaconf import OmegaConf
 
 from car.config import REPO_ROOT
+from car.settings import Thresholds
 
 GOLDEN_ENV = "CAR_GOLDEN_DIR"
 CASES = ("c1_032_default", "c2_032_conf017", "c3_033_vocprompts", "c4_042_coco", "r1_refcoco_ref0_3sent",
@@ -101,10 +102,10 @@ class GoldenCase:
     def bg_factor(self, run: Run) -> float:
         return float(self.data["thr_stuff_bg_factor" if run.name == "stuff" else "thr_bg_factor"])
 
-    def thresholds(self) -> dict:
+    def thresholds(self) -> Thresholds:
         """θ, λ, η of the official run."""
-        return {"theta": float(self["thr_confidence_threshold"]), "lambda": float(self["thr_clipes_threshold"]),
-                "eta": float(self["thr_mask_threshold"])}
+        return Thresholds(eta=float(self["thr_mask_threshold"]), theta=float(self["thr_confidence_threshold"]),
+                          lam=float(self["thr_clipes_threshold"]))
 
     def label_ids(self, run: Run) -> list[int]:
         if run.prefix in ("thing_", "stuff_"):
@@ -150,7 +151,7 @@ def case_config(case: GoldenCase, weights: Path, extra=()):
                  f"backbone.classifier.pretrained={weights}", f"paths.cache_dir={weights.parent / 'cache'}",
                  "logger=none"]
     if case.name.startswith("c2"):
-        overrides.append(f"car.theta={case.thresholds()['theta']}")  # c2 overrides θ to 0.17
+        overrides.append(f"car.theta={case.thresholds().theta}")  # c2 overrides θ to 0.17
     cfg = compose(overrides + list(extra), output_dir=str(weights.parent / "unused_run_dir"))
     if case.kind == "semantic":  # the case's own class list, labels 1..N in that order
         OmegaConf.update(cfg, "dataset.queries", case.queries(Run("main", "")), force_add=True)
@@ -177,8 +178,9 @@ def build_case(case: GoldenCase, weights: Path, device: str = "cpu", precision: 
     CLIP loaded once per process through `load_clip` (both backbone entries name that file).
     `device`, `precision` (car.precision): where and how CaR runs (the golden runs: CPU, fp32)."""
     from car.methods.car.build import build_segmenter
+    from car.settings import validate
 
     cfg = case_config(case, weights, [f"car.precision={precision}"] if precision != "fp32" else [])
     assert cfg.backbone.proposal == cfg.backbone.classifier
     clip = golden_clip(str(weights), str(device), precision == "fp16_weights")
-    return cfg, build_segmenter(cfg, clip, clip)
+    return cfg, build_segmenter(validate(cfg), clip, clip)

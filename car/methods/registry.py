@@ -6,21 +6,19 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from omegaconf import DictConfig
-
 from car.errors import CarError
 from car.methods.car import build as car_build
 from car.methods.peers import build as peers_build
 from car.methods.segmenter import Segmenter
-from car.settings import OTHER_METHODS, PEER_METHODS
+from car.settings import OTHER_METHODS, PEER_METHODS, Settings
 
 
 @dataclass(frozen=True)
 class Method:
-    build: Callable[..., Segmenter]  # (cfg, proposal_clip, classifier_clip) -> Segmenter
-    predicts_background: Callable[[DictConfig], bool]  # can its label maps hold the background class?
+    build: Callable[..., Segmenter]  # (settings, proposal_clip, classifier_clip) -> Segmenter
+    predicts_background: Callable[[Settings], bool]  # can its label maps hold the background class?
     uses_backbone: bool = True  # loads the `backbone` CLIPs (GroupViT brings its own model)
-    run_notes: Callable[[DictConfig, Segmenter], dict] | None = None  # extra metrics.json fields
+    run_notes: Callable[[Settings, Segmenter], dict] | None = None  # extra metrics.json fields
 
 
 _PEER = Method(peers_build.build_peer_segmenter, peers_build.predicts_background, run_notes=peers_build.run_notes)
@@ -32,9 +30,8 @@ REGISTRY: dict[str, Method] = {
 }
 
 
-def method_of(cfg: DictConfig) -> Method:
-    """The registry entry of `cfg.method.name` (CaR when the config has no method group)."""
-    name = cfg.method.name if "method" in cfg else "car"
-    if name not in REGISTRY:
-        raise CarError(f"method '{name}' is not implemented; choose one of {', '.join(REGISTRY)}.")
-    return REGISTRY[name]
+def method_of(settings: Settings) -> Method:
+    """The registry entry of `settings.method` (validation allows only the names of car.settings.METHODS)."""
+    if settings.method not in REGISTRY:
+        raise CarError(f"method '{settings.method}' is not implemented; choose one of {', '.join(REGISTRY)}.")
+    return REGISTRY[settings.method]

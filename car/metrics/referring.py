@@ -22,8 +22,9 @@ from __future__ import annotations
 import torch
 import torchmetrics
 
+from car.settings.enums import WEIGHTINGS
+
 PRECISION_THRESHOLDS = (0.5, 0.6, 0.7, 0.8, 0.9)
-WEIGHTINGS = ("unit", "sentence")
 UNITS = ("object", "sentence")
 
 

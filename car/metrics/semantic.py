@@ -36,8 +36,7 @@ import numpy as np
 import torch
 import torchmetrics
 
-AVERAGE_RULES = ("gt_present", "union_present")
-BG_PROTOCOLS = (None, "car", "standard")  # config values; results use protocol_name()
+from car.settings.enums import AVERAGE_RULES, BG_PROTOCOLS
 
 
 def protocol_name(bg_protocol: str | None, predicts_background: bool) -> str:

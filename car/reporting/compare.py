@@ -12,9 +12,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from car.config import CONFIG_DIR
-from car.metrics import BG_PROTOCOLS, protocol_name
+from car.metrics import protocol_name
 from car.reporting.tables import fmt
-from car.settings import OTHER_METHODS, PEER_METHODS
+from car.settings.enums import BG_PROTOCOLS, OTHER_METHODS, PEER_METHODS
 
 VIDEO_MEASURES = ("J&F", "J", "F")  # the columns of a video run (summarise_video)
 

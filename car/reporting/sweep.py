@@ -24,11 +24,14 @@ import warnings
 from functools import cache
 from pathlib import Path
 
+from omegaconf import OmegaConf
+
 from car.config import flatten
 from car.errors import CarError
 from car.metrics.schema import check_record
+from car.settings import THRESHOLD_KEYS
 
-SWEPT = ("car.eta", "car.theta", "car.lambda")
+SWEPT = THRESHOLD_KEYS  # η, θ, λ
 IGNORED = ("output_dir",)  # differs between runs by construction
 IGNORED_GROUPS = ("logger",)  # where results are logged, not what they are
 GROUPS = ("dataset", "backbone")  # shown by name: their other keys follow from the name
@@ -76,7 +79,7 @@ def paper_values(dataset: str) -> tuple[float, float, float] | None:
         cfg = compose([f"dataset={dataset}"])
     except Exception:
         return None
-    return float(cfg.car.eta), float(cfg.car.theta), float(cfg.car["lambda"])
+    return tuple(float(OmegaConf.select(cfg, key)) for key in SWEPT)
 
 
 def is_paper_setting(flat: dict) -> bool:
@@ -113,7 +116,7 @@ def cell(value) -> str:
 def summary_rows(runs: list[dict]) -> tuple[list[str], list[list]]:
     flats = [config_cells(r) for r in runs]
     extra = differing_keys(flats)
-    columns = ["run", "dataset", "backbone", "images", "mIoU", "eta", "theta", "lambda", *extra, "paper"]
+    columns = ["run", "dataset", "backbone", "images", "mIoU", *(short_key(k) for k in SWEPT), *extra, "paper"]
     rows = []
     for run, flat in sorted(zip(runs, flats), key=lambda rf: -(rf[0].get("miou") if rf[0].get("miou") is not None
                                                                 else float("-inf"))):

@@ -53,6 +53,9 @@ def palette(n: int = 256) -> np.ndarray:
     return cmap
 
 
+voc_palette = palette  # label_png's default; its `palette` argument shadows the function
+
+
 def separated_palette(n: int = 256) -> np.ndarray:
     """[n, 3] uint8: black background, `SEPARATED` for classes 1-20, then hues spaced by the golden
     angle at alternating lightness; index 255 (ignore) white."""
@@ -174,7 +177,7 @@ def label_png(label_map: np.ndarray, palette: np.ndarray | None = None) -> Image
     labels = np.asarray(label_map)
     if labels.ndim != 2 or labels.size and (labels.min() < 0 or labels.max() > 255):
         raise ValueError(f"label_png needs a 2-D label map with values 0-255, got shape {labels.shape}")
-    colours = palette() if palette is None else np.asarray(palette, dtype=np.uint8)
+    colours = voc_palette() if palette is None else np.asarray(palette, dtype=np.uint8)
     table = np.zeros((256, 3), np.uint8)
     table[: min(len(colours), 256)] = colours[:256]
     img = Image.frombytes("P", (labels.shape[1], labels.shape[0]), np.ascontiguousarray(labels, np.uint8).tobytes())

@@ -41,13 +41,13 @@ class RunDirCheck(Callback):
 @hydra.main(config_path=str(CONFIG_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> float:
     try:
-        validate(cfg)  # conf values against car/settings.py's table, before anything heavy is imported
-        check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, within seconds
-        with console(verbose=bool(cfg.get("verbose", False))):  # libraries' chatter only with verbose=true
+        settings = validate(cfg)  # conf values against the settings table, before anything heavy is imported
+        check_inputs(settings)  # every missing weight (and then the dataset) in one sentence, within seconds
+        with console(verbose=settings.run.verbose):  # libraries' chatter only with verbose=true
             from car.metrics.schema import task_of
-            from car.run.evaluation import evaluate
+            from car.run.evaluation import run_evaluation
 
-            metrics = evaluate(cfg)
+            metrics = run_evaluation(settings)
             return metrics[task_of(metrics).headline]  # miou, or j_and_f for video (car/metrics/schema.py)
     except CarError as err:
         print(f"error: {err}", file=sys.stderr)

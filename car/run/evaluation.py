@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 
 from car.clip.text import flush_all as flush_text_caches
+from car.data.build import build_dataset
 from car.data.common import list_collate
 from car.data.guard import GuardedDataset
 from car.errors import CarError
@@ -19,20 +20,14 @@ from car.outputs import check_output_dir
 from car.postprocess.sam import sam_record
 from car.reporting.report_html import write_report_safely
 from car.reporting.results import build_metrics, print_summary, write_outputs
-from car.run.build import (
-    build_dataset,
-    build_loggers,
-    build_metric,
-    build_segmenter,
-    build_trainer,
-    load_backbones,
-)
+from car.run.build import build_loggers, build_metric, build_segmenter, build_trainer, load_backbones
 from car.run.distributed import gather_interleaved, gather_predictions, gather_sum
 from car.run.inputs import check_inputs
 from car.run.predictor import CarPredictor
 from car.run.store import PredictionStore, run_key
 from car.run.tasks import task_run
 from car.run.tracking import log_to_loggers
+from car.settings import Settings, validate
 
 log = logging.getLogger(__name__)
 
@@ -46,29 +41,37 @@ def nothing_evaluated(total: int, skipped: list[dict]) -> str:
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    """Run CaR over `cfg.dataset` and return the metrics dict (also written to the run dir)."""
+    """Run the method over `cfg.dataset` and return the metrics dict (also written to the run dir): the
+    settings validated (car.settings.validate), every input checked, then `run_evaluation`."""
+    settings = validate(cfg)  # a bad setting stops the run before anything loads
+    check_inputs(settings)  # every missing weight (and then the dataset) in one sentence, before any model loads
+    return run_evaluation(settings)
+
+
+def run_evaluation(settings: Settings) -> dict:
+    """`evaluate` on validated settings whose inputs were checked (the command line checks them first)."""
     start = time.perf_counter()
-    pl.seed_everything(cfg.seed, workers=True, verbose=False)
+    cfg, run = settings.config, settings.run
+    pl.seed_everything(run.seed, workers=True, verbose=False)
     out_dir = Path(cfg.output_dir)
-    metric = build_metric(cfg)  # first: a bad metric setting stops the run before any loading
+    metric = build_metric(settings)
     check_output_dir(out_dir, "the run directory (hydra.run.dir)")  # read-only or full: one sentence, now
-    check_inputs(cfg)  # every missing weight (and then the dataset) in one sentence, before any model loads
-    dataset = GuardedDataset(build_dataset(cfg), cfg.get("on_bad_sample", "fail"))
-    store = PredictionStore(out_dir, run_key(cfg)) if cfg.get("save_predictions", True) else None
-    method = method_of(cfg)
-    clips = load_backbones(cfg) if method.uses_backbone else (None, None)  # GroupViT brings its own model
-    segmenter = build_segmenter(cfg, *clips)
+    dataset = GuardedDataset(build_dataset(settings), run.on_bad_sample)
+    store = PredictionStore(out_dir, run_key(cfg)) if run.save_predictions else None
+    method = method_of(settings)
+    clips = load_backbones(settings) if method.uses_backbone else (None, None)  # GroupViT brings its own model
+    segmenter = build_segmenter(settings, *clips)
     budget = segmenter.budget  # CaR's car.max_pixels (the peers size their own input)
     dataset.check = budget.check_sample if budget else None  # resize_large=false: too big is a bad sample
     sam = segmenter.sam_masks  # SAM's automatic masks (postprocess=sam)
     models = [clip.model for clip in clips if clip is not None] + list(segmenter.models)  # moved with the CLIPs
     task = task_run(cfg)  # what the task kind adds: files per sample, run fields, examples (car/run/tasks.py)
     writer = task.writer(cfg, out_dir)
-    predictor = CarPredictor(segmenter, models, metric, keep_examples=cfg.num_overlays,
-                             crf_workers=cfg.get("crf_workers", 0), store=store, writer=writer)
-    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=cfg.num_workers, collate_fn=list_collate)
-    loggers = build_loggers(cfg)
-    trainer = build_trainer(cfg, loggers)
+    predictor = CarPredictor(segmenter, models, metric, keep_examples=run.num_overlays,
+                             crf_workers=run.crf_workers, store=store, writer=writer)
+    loader = DataLoader(dataset, batch_size=1, shuffle=False, num_workers=run.num_workers, collate_fn=list_collate)
+    loggers = build_loggers(settings)
+    trainer = build_trainer(settings, loggers)
     setup_done = time.perf_counter()
     trainer.predict(predictor, dataloaders=loader, return_predictions=False)
     flush_text_caches()
@@ -80,15 +83,14 @@ def evaluate(cfg: DictConfig) -> dict:
         raise CarError(nothing_evaluated(len(dataset), skipped))
     scores = dict(predictor.metric.compute())  # the task's scores (car/metrics/schema.py)
     scores.update(task.fields(cfg, per_image, out_dir))
-    scores["skipped"] = {"count": len(skipped), "on_bad_sample": cfg.get("on_bad_sample", "fail"), "samples": skipped}
+    scores["skipped"] = {"count": len(skipped), "on_bad_sample": run.on_bad_sample, "samples": skipped}
     resized = [{k: p[k] for k in ("image_id", "resized_from", "resized_to")} for p in per_image if "resized_from" in p]
     scores["resized"] = {"count": len(resized), "max_pixels": budget.max_pixels if budget else None,
                          "pixel_limit": budget.limit if budget else None, "images": resized}
     scores["resumed_images"] = int(gather_sum(predictor.resumed))
     damaged = gather_interleaved(predictor.damaged)
     scores["recomputed_damaged"] = {"count": len(damaged), "samples": damaged}
-    scores["postprocess"] = {"name": cfg.postprocess.get("name", "none") if "postprocess" in cfg else "none",
-                             "sam": sam_record(cfg, sam)}
+    scores["postprocess"] = {"name": settings.postprocess, "sam": sam_record(cfg, sam)}
     scores["rss_mb_trace"] = predictor.rss_trace  # rank 0's (images done, resident MB)
     if store is not None:
         scores["predictions"] = {"dir": str(store.dir), "bytes_per_image": store.bytes_used() / max(len(per_image), 1)}
@@ -97,7 +99,7 @@ def evaluate(cfg: DictConfig) -> dict:
     metrics = build_metrics(cfg, scores, num_images=len(per_image), elapsed=time.perf_counter() - start,
                             car_seconds=car_seconds, per_image=per_image)
     if method.run_notes is not None:  # a peer method: what it queried (its paper row is `published`)
-        metrics.update(method.run_notes(cfg, segmenter))
+        metrics.update(method.run_notes(settings, segmenter))
     if trainer.is_global_zero:
         path = write_outputs(metrics, out_dir)
         overlays = task.save_examples(examples, predictor.metric.label_names, out_dir / "overlays")

@@ -1,6 +1,6 @@
 """Are a run's inputs there? Checked before any model loads, in one sentence.
 
-`check_inputs(cfg)` looks up every CLIP weight of the backbone config (car.clip.weights: local
+`check_inputs(settings)` looks up every CLIP weight of the backbone config (car.clip.weights: local
 files, the local caches, whether the download host answers) and, only when some weight is
 missing, probes the dataset too, so that a run on a stranger's machine stops once, naming
 everything it lacks and the overrides that supply it:
@@ -16,31 +16,22 @@ code, so the CLI can call it first and answer within seconds.
 
 from __future__ import annotations
 
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import OmegaConf
 
 from car.errors import CarError
+from car.settings import Settings
 
 
 class MissingInputs(CarError):
     """Weights (and maybe the dataset) a run needs are not on this machine."""
 
 
-def dataset_problem(cfg: DictConfig) -> str | None:
-    """The dataset loader's own sentence when its files are not there, else None. The loader is
-    instantiated as car.run.build.build_dataset does (without importing the model stack)."""
-    import importlib
+def dataset_problem(settings: Settings) -> str | None:
+    """The dataset loader's own sentence when its files are not there, else None."""
+    from car.data.build import build_dataset
 
-    kwargs = OmegaConf.to_container(cfg.dataset.loader, resolve=True)
-    target = str(kwargs.pop("_target_", ""))
-    if not target.startswith("car.data."):
-        return None  # build_dataset refuses it with its own sentence
-    module, _, name = target.rpartition(".")
     try:
-        loader = getattr(importlib.import_module(module), name)
-    except (ModuleNotFoundError, AttributeError, ValueError):
-        return f"dataset.loader._target_ names {target}, which this installation does not have"
-    try:
-        loader(**kwargs)
+        build_dataset(settings)
     except CarError as err:
         return str(err)
     return None
@@ -60,16 +51,17 @@ def missing_inputs_sentence(weights: list[tuple[str, str, str]], data: str | Non
     return sentence + "."
 
 
-def check_inputs(cfg: DictConfig) -> None:
+def check_inputs(settings: Settings) -> None:
     """Raise `MissingInputs` (one sentence) when a CLIP weight is missing; with it, the dataset's
     problem if it has one. Does nothing when every weight can be loaded."""
     from car.clip.device import check_accelerator
     from car.clip.weights import missing_weights
 
+    cfg = settings.config
     trainer = cfg.get("trainer") or {}
     check_accelerator(trainer.get("accelerator", "cpu"), trainer.get("devices", "auto"))  # before any model loads
     if OmegaConf.select(cfg, "method.model") is not None:
         return  # a method with its own model (method=groupvit) loads no backbone CLIP; its weights fail in one sentence
     weights = missing_weights(cfg.backbone)
     if weights:
-        raise MissingInputs(missing_inputs_sentence(weights, dataset_problem(cfg)))
+        raise MissingInputs(missing_inputs_sentence(weights, dataset_problem(settings)))

@@ -11,7 +11,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-PROMPT_ORDER = ("blur", "gray", "black", "circle", "rectangle", "contour")
+from car.settings.enums import PROMPT_ORDER
+
 RED = (255, 0, 0)  # images are RGB; the config's `color` key is ignored, as officially (Q12)
 
 

@@ -24,6 +24,7 @@ from car.methods.car.classifier import MaskClassifier
 from car.methods.car.prompts import VisualPrompt
 from car.methods.car.proposals import ProposalGenerator
 from car.methods.car.text import origami
+from car.settings.enums import CAR_PRECISIONS, FP16_WEIGHTS
 
 
 @dataclass
@@ -54,8 +55,6 @@ class CarResult:
 
 
 AUTOCAST_DTYPES = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}  # mixed precision (Q32)
-FP16_WEIGHTS = "fp16_weights"  # the official CUDA mode (Q32): weights and activations float16, no autocast
-PRECISIONS = (*AUTOCAST_DTYPES, FP16_WEIGHTS)  # car.precision
 
 
 def prune(scores: torch.Tensor, theta: float) -> list[int]:
@@ -111,8 +110,8 @@ class CaR:
         self.legacy_unfiltered_templates = legacy_unfiltered_templates
         self.compete = compete
         self.char_filter_bug = char_filter_bug
-        if precision not in PRECISIONS:
-            raise ValueError(f"car.precision must be one of {list(PRECISIONS)}, got {precision!r}")
+        if precision not in CAR_PRECISIONS:
+            raise ValueError(f"car.precision must be one of {list(CAR_PRECISIONS)}, got {precision!r}")
         self.precision = precision
         self._set_weights_dtype()
         if zero_step not in ("official", "correct"):

@@ -34,8 +34,7 @@ from car.methods.car.recurrence import CaR
 from car.methods.car.text import clean_referring_expression
 from car.methods.pixel_budget import PixelBudget
 from car.postprocess.crf import DenseCRF, binary_mask
-
-EXPRESSION_MODES = ("together", "separately")
+from car.settings.enums import VIDEO_EXPRESSIONS as EXPRESSION_MODES
 
 
 def merge_object_masks(masks: np.ndarray, scores: np.ndarray, ids: list[int], maps: np.ndarray) -> np.ndarray:

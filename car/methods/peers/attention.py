@@ -30,7 +30,7 @@ import math
 
 import torch
 
-ATTENTION_KINDS = ("qk", "value", "csa", "qq", "kk_gaussian")
+from car.settings.enums import ATTENTION_KINDS
 
 
 def split_heads(block, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

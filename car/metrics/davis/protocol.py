@@ -25,8 +25,8 @@ from scipy.optimize import linear_sum_assignment
 
 from car.metrics.davis.measures import object_statistics
 from car.metrics.davis.pairs import pairwise_scores
+from car.settings.enums import DAVIS_TASKS as TASKS
 
-TASKS = ("unsupervised", "semi-supervised")
 VOID = 255
 MAX_PROPOSALS = 20  # the toolkit's limit on predicted ids in the unsupervised task
 GLOBAL_KEYS = ("J&F-Mean", "J-Mean", "J-Recall", "J-Decay", "F-Mean", "F-Recall", "F-Decay")

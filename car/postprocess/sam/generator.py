@@ -28,6 +28,7 @@ import torch
 
 from car.errors import CarError
 from car.hashing import file_sha256
+from car.settings.enums import SAM_VARIANTS
 
 log = logging.getLogger(__name__)
 
@@ -37,8 +38,8 @@ GENERATOR_KEYS = ("points_per_side", "points_per_batch", "pred_iou_thresh", "sta
 
 
 def _package(variant: str):
-    if variant not in PACKAGES:
-        raise CarError(f"postprocess.variant must be one of {sorted(PACKAGES)}, got '{variant}'.")
+    if variant not in SAM_VARIANTS:
+        raise CarError(f"postprocess.variant must be one of {sorted(SAM_VARIANTS)}, got '{variant}'.")
     module, dist = PACKAGES[variant]
     try:
         return importlib.import_module(module)
