@@ -47,9 +47,9 @@ from car.methods.car.classifier import MaskClassifier  # noqa: E402
 from car.methods.car.prompts import VisualPrompt  # noqa: E402
 from car.methods.car.proposals import ProposalGenerator  # noqa: E402
 from car.methods.car.recurrence import CaR  # noqa: E402
+from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
 from car.settings.enums import CAR_PRECISIONS as PRECISIONS  # noqa: E402
 from car.settings.enums import FP16_WEIGHTS  # noqa: E402
-from car.postprocess.crf import DenseCRF, paint_label_map, semantic_masks  # noqa: E402
 
 SHARED_DATA = Path(os.environ.get("CAR_SHARED_DATA") or REPO.parent / "shared" / "data")  # as tests/conftest.py
 VOC_DIR = SHARED_DATA / "VOCdevkit" / "VOC2012" / "JPEGImages"
