@@ -102,6 +102,7 @@ def main(argv=None) -> None:
     from car.config import compose
     from car.data.common import read_rgb
     from car.run.build import build_segmenter, load_backbones
+    from car.settings import validate
 
     case = CASES[args.case]
     clock = StageClock()
@@ -116,8 +117,9 @@ def main(argv=None) -> None:
         from omegaconf import OmegaConf
 
         OmegaConf.update(cfg, "dataset.queries", list(case["queries"]), force_add=True)
-    clips = load_backbones(cfg, "cpu")
-    segmenter = build_segmenter(cfg, *clips)
+    settings = validate(cfg)  # the typed settings the builders take, as evaluate.py makes them
+    clips = load_backbones(settings, "cpu")
+    segmenter = build_segmenter(settings, *clips)
     build_s = time.perf_counter() - t0
 
     rows, first_labels = [], None

@@ -2,15 +2,17 @@
 against torch's own FLOP counter, the exclusive stage clock, the cases' resizing, and the cold
 start of the single-image path (neither Lightning nor the metrics imported)."""
 
+import json
 import subprocess
 import sys
 import time
 
 import numpy as np
+import pytest
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from tests.conftest import REPO
+from tests.conftest import REPO, require_shared_data
 
 sys.path.insert(0, str(REPO))
 
@@ -86,3 +88,23 @@ def test_text_digest_is_kept_per_model_and_renewed_after_an_in_place_change(micr
     finally:
         with torch.no_grad():
             param.sub_(1.0)
+
+
+@pytest.mark.slow
+def test_our_side_of_the_benchmark_runs_the_evaluation_path(tmp_path):
+    """benchmarks/evaluation_path.py composes, validates and builds CaR as evaluate.py does, on a random
+    ViT-B/16 written as an OpenAI-layout state dict, and prints its one JSON line (it once broke silently
+    when the builders started taking typed settings)."""
+    require_shared_data()
+    import open_clip
+
+    torch.manual_seed(0)
+    weights = tmp_path / "ViT-B-16-random.pt"
+    torch.save(open_clip.create_model("ViT-B-16").state_dict(), weights)
+    out = subprocess.run([sys.executable, str(REPO / "benchmarks" / "evaluation_path.py"), "--case", "small",
+                          "--weights", str(weights), "--cache-dir", str(tmp_path / "cache"), "--images", "1",
+                          "--threads", "1"], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert out.returncode == 0, out.stderr[-2000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["case"] == "small" and len(result["images"]) == 1
+    assert result["images"][0]["seconds"] > 0 and result["label_ids"]
