@@ -176,3 +176,12 @@ def test_separately_runs_one_unpruned_car_per_expression():
     assert labels.shape == (2, 64, 64) and set(np.unique(labels).tolist()) <= {0, *ids}
     for kept, scores in zip(info["kept"], info["scores"]):  # K = 1: never pruned, every final score 1
         assert kept == ids and all(score == pytest.approx(1.0) for score in scores.values())
+
+
+def test_an_unknown_expression_set_is_one_sentence():
+    from car.data.shapes_video import ShapesVideoDataset
+    from car.errors import CarError
+
+    with pytest.raises(CarError, match=r"^shapes_video has no expression set 'colour'; its sets are name, phrase\.$"):
+        ShapesVideoDataset(expression_sets=["name", "colour"])
+    assert ShapesVideoDataset(num_videos=1, num_frames=1).expression_sets == ["name", "phrase"]

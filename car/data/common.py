@@ -100,6 +100,16 @@ def list_collate(batch: list[dict]) -> list[dict]:
     return list(batch)
 
 
+def choose_expression_sets(dataset: str, requested: list[str] | None, known) -> list[str]:
+    """The expression sets a video dataset serves: `requested` (all of `known` when None or empty), each one
+    checked against `known` (names in order)."""
+    sets = list(requested) if requested else list(known)
+    unknown = [s for s in sets if s not in known]
+    if unknown:
+        raise CarError(f"{dataset} has no expression set '{unknown[0]}'; its sets are {', '.join(known)}.")
+    return sets
+
+
 def read_split_file(path: str | Path, readme: str = "datasets/voc/README.md") -> list[str]:
     """Read image ids from a split file (one per line; blank lines skipped, whitespace stripped)."""
     path = Path(path)

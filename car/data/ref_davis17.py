@@ -38,7 +38,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from car.data.common import ON_MISSING, read_rgb, read_split_file
+from car.data.common import ON_MISSING, choose_expression_sets, read_rgb, read_split_file
 from car.data.folder import read_label_values
 from car.errors import CarError
 
@@ -100,11 +100,7 @@ class RefDavis17(Dataset):
                  limit: int | None = None, on_missing: str = "fail") -> None:
         if on_missing not in ON_MISSING:
             raise CarError(f"on_missing must be one of {', '.join(ON_MISSING)}, got {on_missing!r}.")
-        sets = list(expression_sets) if expression_sets else list(EXPRESSION_SETS)
-        unknown = [s for s in sets if s not in EXPRESSION_FILES]
-        if unknown:
-            raise CarError(f"Ref-DAVIS17 has no expression set '{unknown[0]}'; its sets are "
-                           f"{', '.join(EXPRESSION_SETS)}.")
+        sets = choose_expression_sets("Ref-DAVIS17", expression_sets, EXPRESSION_SETS)
         self.root, self.split, self.expression_sets = Path(root).expanduser(), split, sets
         self.davis = self.root / "DAVIS"
         if not self.davis.is_dir():

@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from car.data.common import choose_expression_sets
 from car.data.shapes import (
     CLASSES,
     DEFAULT_SIZE,
@@ -115,11 +116,7 @@ class ShapesVideoDataset(Dataset):
                  seed: int = 0, expression_sets: list[str] | None = None, limit: int | None = None):
         if split not in SPLIT_IDS:
             raise CarError(f"shapes_video split must be one of {', '.join(SPLIT_IDS)}, got '{split}'.")
-        sets = list(expression_sets) if expression_sets else list(EXPRESSION_SETS)
-        unknown = [s for s in sets if s not in EXPRESSION_SETS]
-        if unknown:
-            raise CarError(f"shapes_video has no expression set '{unknown[0]}'; its sets are "
-                           f"{', '.join(EXPRESSION_SETS)}.")
+        sets = choose_expression_sets("shapes_video", expression_sets, EXPRESSION_SETS)
         if int(num_frames) < 1 or int(num_videos) < 1:
             raise CarError(f"shapes_video needs at least one clip of at least one frame, got num_videos={num_videos}, "
                            f"num_frames={num_frames}.")
