@@ -1,5 +1,6 @@
 """The explicit visual-tower forward equals open_clip's own, and positional interpolation."""
 
+import pytest
 import torch
 import torch.nn.functional as F
 
@@ -77,3 +78,20 @@ def test_gradcam_attention_without_weight_grads_matches_the_explicit_softmax(mic
     for a, b in zip(*results):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     assert not results[1][1].requires_grad
+
+
+@pytest.mark.parametrize("rows", [512, 7])
+def test_inference_mlp_in_chunks_matches_open_clip(vitb16_clip, monkeypatch, rows):
+    """Without autograd, block_forward runs the MLP in row chunks with QuickGELU in place: the values
+    are open_clip's block's (chunk boundaries inside an image, more rows than one chunk)."""
+    from car.clip import surgery
+
+    monkeypatch.setattr(surgery, "MLP_ROWS", rows)
+    block = vitb16_clip.visual.transformer.resblocks[2]
+    assert type(block.mlp.gelu).__name__ == "QuickGELU"
+    x = torch.randn(3, 197, vitb16_clip.visual.transformer.width)
+    with torch.no_grad():
+        ours, _ = surgery.block_forward(block, x)
+        theirs = block(x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
+    assert not torch.equal(x, ours)  # the input is not overwritten by the in-place residual

@@ -90,8 +90,35 @@ def block_forward(block, x: torch.Tensor, need_weights: bool = False, z: torch.T
     z = block.ln_1(x) if z is None else z
     a, weights = attention(block, z, need_weights, weights_without_grad)
     x = x + block.ls_1(a)
-    x = x + block.ls_2(block.mlp(block.ln_2(x)))
-    return x, weights
+    if torch.is_grad_enabled() or not isinstance(block.ls_2, torch.nn.Identity):
+        return x + block.ls_2(block.mlp(block.ln_2(x))), weights
+    return x.add_(mlp_inference(block, x)), weights  # x is this function's own tensor here
+
+
+MLP_ROWS = 512  # tokens per MLP chunk: the [rows, 4C] hidden activation stays in the CPU's cache
+
+
+def mlp_inference(block, x: torch.Tensor) -> torch.Tensor:
+    """block.mlp(block.ln_2(x)) without autograd, in chunks of MLP_ROWS tokens: x [..., C] -> [..., C].
+
+    The hidden activation [tokens, 4C] is the largest tensor of a ViT forward; made and consumed
+    one chunk at a time it never leaves the cache (a fifth faster on CPU for a batch of 21 prompted
+    images, tests/test_surgery.py checks the values). QuickGELU, x·sigmoid(1.702x), is applied in
+    place with the same operations in the same order as open_clip's module."""
+    mlp = block.mlp
+    flat = x.reshape(-1, x.shape[-1])  # [tokens, C]
+    out = torch.empty_like(flat)
+    quick_gelu = type(mlp.gelu).__name__ == "QuickGELU"  # open_clip's class (x * sigmoid(1.702 * x))
+    for start in range(0, flat.shape[0], MLP_ROWS):
+        rows = slice(start, start + MLP_ROWS)
+        hidden = mlp.c_fc(block.ln_2(flat[rows]))  # [rows, 4C]
+        if quick_gelu:
+            gate = torch.mul(hidden, 1.702).sigmoid_()
+            hidden = hidden.mul_(gate)
+        else:
+            hidden = mlp.gelu(hidden)
+        out[rows] = mlp.c_proj(hidden)
+    return out.view_as(x)
 
 
 def run_blocks(visual, x: torch.Tensor, blocks: range, need_weights: bool = False):
@@ -142,4 +169,6 @@ def cls_block_forward(block, x: torch.Tensor) -> torch.Tensor:
     q, k, v = (y.reshape(b, -1, heads, c // heads).transpose(1, 2) for y in (q, k, v))  # [B, heads, 1 or T, d]
     a = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(b, 1, c)
     out = x[:, :1] + block.ls_1(mha.out_proj(a))
-    return out + block.ls_2(block.mlp(block.ln_2(out)))
+    if torch.is_grad_enabled() or not isinstance(block.ls_2, torch.nn.Identity):
+        return out + block.ls_2(block.mlp(block.ln_2(out)))
+    return out.add_(mlp_inference(block, out))

@@ -17,6 +17,7 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 
+from car.clip import last_block
 from car.clip.load import ClipModel
 from car.clip.surgery import block_forward, embed_tokens, num_blocks, project, run_blocks
 
@@ -30,6 +31,7 @@ class ImageEncoding:
     grid: tuple[int, int]  # (h, w) patch grid
     size: tuple[int, int]  # (H, W) native image size
     image: np.ndarray | None = None  # the input, kept for the per-query reference path
+    last_block: last_block.LastBlockState | None = None  # the last block's forward, made by the first gradCAM
 
 
 def preprocess(image: np.ndarray, clip: ClipModel) -> torch.Tensor:
@@ -104,6 +106,7 @@ class ProposalGenerator:
         self.box_clamp = box_clamp
         self.posemb_fp16_round = posemb_fp16_round
         self.chunk_size = chunk_size
+        self.analytic = True  # False: always autograd (tests compare the two)
 
     @torch.no_grad()
     def encode(self, image: np.ndarray) -> ImageEncoding:
@@ -142,10 +145,16 @@ class ProposalGenerator:
         texts: [K, T, D] unit-norm text matrix per query; target: [K] index of the query's own text
         in its row. Returns cams [K, h, w] in [0, 1] and the last block's attention [N, N].
 
-        One forward of the last block, then one batched backward (autograd's vmap over K
-        cotangents): query k's gradient is exactly that of its own probability p_k, as if each
-        query had its own forward/backward pass (tested against that).
+        float32 open_clip blocks (`last_block.supports`): the last block's forward is made once per
+        image and kept on `enc`; each query's channel weights come from the hand-written
+        token-summed backward of car/clip/last_block.py. Otherwise (float16 weights, autocast,
+        non-standard blocks): one forward of the
+        last block, then one batched backward (autograd's vmap over K cotangents). Either way query
+        k's gradient is that of its own probability p_k, as if each query had its own forward/backward
+        pass (both tested against that).
         """
+        if self.analytic and last_block.supports(self.clip.visual, self.clip.dtype):
+            return self._gradcam_analytic(enc, texts, target)
         last = self.clip.visual.transformer.resblocks[-1]
         k = texts.shape[0]
         texts = texts.to(self.clip.dtype)  # fp16-weights mode: the gradCAM softmax in float16 (no-op otherwise)
@@ -161,6 +170,26 @@ class ProposalGenerator:
         cam = minmax(minmax(cam).clamp_min(0))
         h, w = enc.grid
         return cam.reshape(k, h, w).float(), attn[0, 1:, 1:].detach()
+
+    def _gradcam_analytic(self, enc: ImageEncoding, texts: torch.Tensor, target: torch.Tensor):
+        """gradcam() for float32 standard blocks: the cotangent at the pooled embedding u in closed
+        form, then last_block.patch_mean_grad for the channel weights."""
+        if enc.last_block is None:
+            enc.last_block = last_block.forward_state(self.clip.visual, enc.x)
+        state, k = enc.last_block, texts.shape[0]
+        rows = torch.arange(k, device=texts.device)
+        norm = state.pooled.norm().clamp_min(1e-12)  # F.normalize's eps
+        v = state.pooled / norm  # [D]
+        probs = (self.clip.logit_scale * torch.einsum("d,ktd->kt", v, texts)).softmax(dim=-1)  # [K, T]
+        # p_k = softmax(s·<v, t_kj>)[target_k]:  dp_k/dv = s·p_k·(t_k,target - Σ_j p_kj t_kj)
+        own, mixed = texts[rows, target], torch.einsum("kt,ktd->kd", probs, texts)  # [K, D] each
+        grad_v = self.clip.logit_scale * probs[rows, target, None] * (own - mixed)  # [K, D]
+        grad_u = (grad_v - (grad_v @ v)[:, None] * v) / norm  # through v = u / |u|, [K, D]
+        weights = last_block.patch_mean_grad(self.clip.visual, state, grad_u)  # a_k, [K, C]
+        cam = (weights @ state.z[1:].T).clamp_min(0)  # [K, N]
+        cam = minmax(minmax(cam).clamp_min(0))
+        h, w = enc.grid
+        return cam.reshape(k, h, w).float(), state.attn_mean[1:, 1:]
 
     def __call__(self, enc: ImageEncoding, queries: torch.Tensor, background: torch.Tensor,
                  compete: bool = True) -> np.ndarray:
