@@ -90,6 +90,22 @@ def test_text_digest_is_kept_per_model_and_renewed_after_an_in_place_change(micr
             param.sub_(1.0)
 
 
+def test_text_digest_is_sha256_of_the_text_tensors_bytes(micro_clip):
+    """The key of the on-disk text cache: hashing the tensors in place (no copy) keeps the value that
+    existing cache files carry (name, dtype, shape, then the raw bytes of each text-tower entry)."""
+    import hashlib
+
+    from car.clip.text import _DIGESTS, weights_digest
+
+    _DIGESTS.pop(micro_clip.model, None)
+    h = hashlib.sha256()
+    for name, t in sorted(micro_clip.model.state_dict().items()):
+        if not name.startswith("visual."):
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+            h.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+    assert weights_digest(micro_clip.model) == h.hexdigest()
+
+
 @pytest.mark.slow
 def test_our_side_of_the_benchmark_runs_the_evaluation_path(tmp_path):
     """benchmarks/evaluation_path.py composes, validates and builds CaR as evaluate.py does, on a random

@@ -119,9 +119,16 @@ def forward_state(visual, x: torch.Tensor) -> LastBlockState:
                           pooled=tokens[1:].mean(dim=0))
 
 
+QUERIES_PER_PASS = 8  # cotangents per pass: [8, T, 4C] intermediates run a third faster than [20, T, 4C] on CPU
+
+
 @torch.no_grad()
 def patch_mean_grad(visual, state: LastBlockState, grad_pooled: torch.Tensor) -> torch.Tensor:
     """mean_{i≥1} d(g_k · u)/d z_i for each cotangent g_k: grad_pooled [K, D] -> [K, C]."""
+    return torch.cat([_patch_mean_grad(visual, state, g) for g in grad_pooled.split(QUERIES_PER_PASS)])
+
+
+def _patch_mean_grad(visual, state: LastBlockState, grad_pooled: torch.Tensor) -> torch.Tensor:
     block = visual.transformer.resblocks[-1]
     mha, mlp = block.attn, block.mlp
     t, c = state.z.shape

@@ -95,7 +95,7 @@ def block_forward(block, x: torch.Tensor, need_weights: bool = False, z: torch.T
     return x.add_(mlp_inference(block, x)), weights  # x is this function's own tensor here
 
 
-MLP_ROWS = 512  # tokens per MLP chunk: the [rows, 4C] hidden activation stays in the CPU's cache
+MLP_ROWS = 512  # most tokens per MLP chunk: the [rows, 4C] hidden activation stays in the CPU's cache
 
 
 def mlp_inference(block, x: torch.Tensor) -> torch.Tensor:
@@ -109,8 +109,9 @@ def mlp_inference(block, x: torch.Tensor) -> torch.Tensor:
     flat = x.reshape(-1, x.shape[-1])  # [tokens, C]
     out = torch.empty_like(flat)
     quick_gelu = type(mlp.gelu).__name__ == "QuickGELU"  # open_clip's class (x * sigmoid(1.702 * x))
-    for start in range(0, flat.shape[0], MLP_ROWS):
-        rows = slice(start, start + MLP_ROWS)
+    chunk = -(-flat.shape[0] // -(-flat.shape[0] // MLP_ROWS))  # equal chunks of at most MLP_ROWS tokens
+    for start in range(0, flat.shape[0], chunk):
+        rows = slice(start, start + chunk)
         hidden = mlp.c_fc(block.ln_2(flat[rows]))  # [rows, 4C]
         if quick_gelu:
             gate = torch.mul(hidden, 1.702).sigmoid_()
