@@ -5,8 +5,9 @@ GFLOP/s that a plain fp32 matmul of the same shapes reaches here with the same t
 (`matmul_gflops`, measured in the benchmark run). Layer norms, softmaxes and activations are
 left out (memory-bound, a few percent), so the floors are lower bounds. ViT notation: C width,
 L blocks, T = 1 + N tokens, D embedding size; one block's forward costs 24·T·C² (the qkv, output
-and two MLP projections) + 4·T²·C (scores and weighted sum) FLOPs; the backward to its input
-(gradCAM needs no weight gradients) costs the same projections again + 8·T²·C.
+and two MLP projections) + 4·T²·C (scores and weighted sum) FLOPs. gradCAM's per-query cost is
+that of the token-summed backward of car/clip/last_block.py (the FLOPs of a full backward to the
+block's input, 24·T·C² + 8·T²·C per query, are what autograd would do).
 """
 
 from __future__ import annotations
@@ -21,10 +22,6 @@ def block_forward(t: int, c: int) -> float:
     return 24 * t * c * c + 4 * t * t * c
 
 
-def block_backward_to_input(t: int, c: int) -> float:
-    return 24 * t * c * c + 8 * t * t * c
-
-
 def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict = VIT_B16) -> dict[str, float]:
     """FLOPs per stage for one image of image_hw whose recurrence saw live_per_step queries."""
     c, layers, d, p = vit["width"], vit["layers"], vit["embed"], vit["patch"]
@@ -32,10 +29,13 @@ def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict =
     t = n + 1
     patch_embed = 2 * n * c * (3 * p * p)
     trunk = patch_embed + (layers - 1) * block_forward(t, c)
-    # gradCAM: the last block once (its forward is the same at every step), the patch-mean projection,
-    # then one backward to the block's input per live query
-    gradcam = block_forward(t, c) + 2 * n * c * d
-    gradcam += sum(k * (block_backward_to_input(t, c) + 2 * n * c * d) for k in live_per_step)
+    # gradCAM (car/clip/last_block.py): the last block once per image (its forward is the same at every
+    # step) with its attention weights applied to the keys too (P k), every token projected and pooled,
+    # x̂_post·W_proj of the MLP's second layer; then per live query only what the token-summed gradient
+    # needs: the matmul through the MLP's first layer (8·T·C²) and the output projection (2·T·C²) on
+    # every token, the per-head product Pᵀ dO (2·T²·C), and [C]-vector products (three C x C, one C x D)
+    gradcam = block_forward(t, c) + 2 * t * t * c + 2 * t * c * d + 8 * t * c * c
+    gradcam += sum(k * (10 * t * c * c + 2 * t * t * c + 6 * c * c + 2 * c * d) for k in live_per_step)
     # classifier: one 224-px image per live query and step; blocks 1..L-2 on every token, block L-1
     # (the CLS token is read after it, Q1) only for the CLS token: keys and values of every token
     s = vit["classifier_size"] // p

@@ -95,7 +95,7 @@ def block_forward(block, x: torch.Tensor, need_weights: bool = False, z: torch.T
     return x.add_(mlp_inference(block, x)), weights  # x is this function's own tensor here
 
 
-MLP_ROWS = 512  # most tokens per MLP chunk: the [rows, 4C] hidden activation stays in the CPU's cache
+MLP_ROWS = 1024  # most tokens per MLP chunk: the [rows, 4C] hidden activation stays in the CPU's cache
 
 
 def mlp_inference(block, x: torch.Tensor) -> torch.Tensor:
