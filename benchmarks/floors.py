@@ -33,9 +33,11 @@ def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict =
     # step) with its attention weights applied to the keys too (P k), every token projected and pooled,
     # x̂_post·W_proj of the MLP's second layer; then per live query only what the token-summed gradient
     # needs: the matmul through the MLP's first layer (8·T·C²) and the output projection (2·T·C²) on
-    # every token, the per-head product Pᵀ dO (2·T²·C), and [C]-vector products (three C x C, one C x D)
+    # every token, the per-head product Pᵀ dO over the patch rows (2·T·N·C), and vector products (the
+    # cotangent through the projection and W_proj, 2·C·D + 8·C²; the three q/k/v weights, 6·C²)
     gradcam = block_forward(t, c) + 2 * t * t * c + 2 * t * c * d + 8 * t * c * c
-    gradcam += sum(k * (10 * t * c * c + 2 * t * t * c + 6 * c * c + 2 * c * d) for k in live_per_step)
+    per_query = 10 * t * c * c + 2 * t * n * c + 14 * c * c + 2 * c * d
+    gradcam += sum(live_per_step) * per_query
     # classifier: one 224-px image per live query and step; blocks 1..L-2 on every token, block L-1
     # (the CLS token is read after it, Q1) only for the CLS token: keys and values of every token
     s = vit["classifier_size"] // p

@@ -95,3 +95,16 @@ def test_proposal_maps_same_with_analytic_and_autograd_gradcam(vitb16_clip, comp
     torch.testing.assert_close(fast_cams, slow_cams, rtol=0, atol=2e-5)  # results/fidelity.md's Grad-CAM tolerance
     torch.testing.assert_close(fast_attn, slow_attn, rtol=1e-5, atol=1e-7)
     np.testing.assert_allclose(fast, slow, atol=5e-3)  # refined maps: near-flat on random weights (fidelity.md)
+
+
+@pytest.mark.parametrize("act", ["quick_gelu", "gelu", "gelu_tanh"])
+def test_activation_derivative_closed_forms_equal_autograd(act):
+    from open_clip.transformer import QuickGELU
+
+    module = {"quick_gelu": QuickGELU(), "gelu": torch.nn.GELU(), "gelu_tanh": torch.nn.GELU(approximate="tanh")}[act]
+    x = torch.linspace(-6, 6, 1001)
+    value, slope = last_block._activation_and_derivative(module, x)
+    leaf = x.clone().requires_grad_(True)
+    (expected,) = torch.autograd.grad(module(leaf).sum(), leaf)
+    torch.testing.assert_close(value, module(x))
+    torch.testing.assert_close(slope, expected, rtol=1e-5, atol=1e-6)

@@ -51,6 +51,28 @@ def test_floors_count_the_flops_torch_counts(micro_clip):
     assert _counted(lambda: clf.encode_images(images)) + fused_attention == floors["classifier images"]
 
 
+def test_gradcam_floor_counts_the_flops_torch_counts(vitb16_clip):
+    """gradCAM's floor (car/clip/last_block.py's passes) against torch's count over two steps (3 live
+    queries, then 1): equal up to the O(T·C) terms the floor leaves out (products with [C]-vectors,
+    the CAM itself), under 1 % on a ViT-B/16."""
+    import torch.nn.functional as F
+
+    from car.methods.car.proposals import ProposalGenerator
+
+    image = np.random.default_rng(0).integers(0, 255, (40, 70, 3), dtype=np.uint8)
+    floor = stage_flops(image.shape[:2], [3, 1], _dims(vitb16_clip))["gradCAM (last block + backward)"]
+    gen = ProposalGenerator(vitb16_clip, lam=0.4)
+    enc = gen.encode(image)
+    texts = F.normalize(torch.randn(3 + 2, vitb16_clip.visual.output_dim), dim=-1)  # 3 queries, 2 background
+
+    def two_steps():
+        gen.gradcam(enc, texts.expand(3, -1, -1), torch.arange(3))
+        gen.gradcam(enc, texts[2:].expand(1, -1, -1), torch.zeros(1, dtype=torch.long))
+
+    counted = _counted(two_steps)
+    assert floor <= counted <= 1.01 * floor, (counted, floor)
+
+
 def test_stage_clock_counts_each_stage_without_its_inner_stages():
     clock = StageClock()
     with clock("outer"):

@@ -89,6 +89,22 @@ def _layer_norm_backward(grad: torch.Tensor, xhat: torch.Tensor, rstd: torch.Ten
     return rstd * (g - g.mean(dim=-1, keepdim=True) - xhat * (g * xhat).mean(dim=-1, keepdim=True))
 
 
+def _activation_and_derivative(act: torch.nn.Module, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """act(x) and act'(x), elementwise: closed forms for open_clip's QuickGELU and exact GELU, autograd
+    for any other elementwise activation."""
+    if type(act).__name__ == "QuickGELU":  # x·σ(1.702x)
+        gate = torch.sigmoid(1.702 * x)
+        return x * gate, gate * (1 + 1.702 * x * (1 - gate))
+    if isinstance(act, torch.nn.GELU) and act.approximate == "none":  # x·Φ(x)
+        cdf = 0.5 * (1 + torch.erf(x * math.sqrt(0.5)))
+        return F.gelu(x), cdf + x * torch.exp(-0.5 * x * x) / math.sqrt(2 * math.pi)
+    with torch.enable_grad():
+        leaf = x.detach().requires_grad_(True)
+        out = act(leaf)
+        (grad,) = torch.autograd.grad(out, leaf, torch.ones_like(out))
+    return out.detach(), grad
+
+
 @torch.no_grad()
 def forward_state(visual, x: torch.Tensor) -> LastBlockState:
     """The last block, ln_post, projection and patch-mean pooling on x [1, T, C] (one image)."""
@@ -105,11 +121,8 @@ def forward_state(visual, x: torch.Tensor) -> LastBlockState:
     x1 = x + mha.out_proj(out.transpose(0, 1).reshape(t, c))  # [T, C]
     h2, xhat_2, rstd_2 = _normalised(block.ln_2, x1)
     hidden = mlp.c_fc(h2)  # [T, 4C]
-    with torch.enable_grad():  # the activation's own derivative, whatever elementwise function it is
-        leaf = hidden.detach().requires_grad_(True)
-        activated = mlp.gelu(leaf)
-        (act_grad,) = torch.autograd.grad(activated, leaf, torch.ones_like(activated))
-    y = x1 + mlp.c_proj(activated.detach())  # [T, C] block output
+    activated, act_grad = _activation_and_derivative(mlp.gelu, hidden)
+    y = x1 + mlp.c_proj(activated)  # [T, C] block output
     normed, xhat_post, rstd_post = _normalised(visual.ln_post, y)
     tokens = normed @ visual.proj if visual.proj is not None else normed  # [T, D]
     rstd_post[0] = 0  # the CLS token is not pooled: no gradient reaches it from u
