@@ -265,7 +265,7 @@ def test_text_cache_equals_fresh_and_is_keyed_by_model(tmp_path, monkeypatch):
     files = list((tmp_path / "text_embeddings").glob("*.pt"))
     assert len(files) == 1 and files[0].name.startswith("car-micro-vit-") and files[0].name.endswith("-cpu-fp32.pt")
     stored = torch.load(files[0], weights_only=True)
-    assert set(stored["embeddings"]) == set(texts)
+    assert set(stored["texts"]) == set(texts) and stored["embeddings"].shape == (len(texts), 64)
 
     warm = TextEncoder(clip_a, cache_dir=tmp_path)
     monkeypatch.setattr(clip_a.model, "encode_text", lambda *a, **k: pytest.fail("cache miss"))
@@ -284,7 +284,7 @@ def test_text_cache_equals_fresh_and_is_keyed_by_model(tmp_path, monkeypatch):
     more = TextEncoder(clip_a, cache_dir=tmp_path)
     more(texts + ["a new query."])
     more.flush()
-    assert len(torch.load(files[0], weights_only=True)["embeddings"]) == 4
+    assert len(torch.load(files[0], weights_only=True)["texts"]) == 4
 
 
 def test_text_cache_ignores_damaged_file(tmp_path):
@@ -297,7 +297,7 @@ def test_text_cache_ignores_damaged_file(tmp_path):
     path.write_bytes(b"not a checkpoint")
     assert torch.equal(encoder(["cat"]), TextEncoder(clip)(["cat"]))
     encoder.flush()
-    assert set(torch.load(path, weights_only=True)["embeddings"]) == {"cat"}
+    assert torch.load(path, weights_only=True)["texts"] == ["cat"]
 
 
 def test_text_cache_dir_in_config():

@@ -112,20 +112,28 @@ def test_text_digest_is_kept_per_model_and_renewed_after_an_in_place_change(micr
             param.sub_(1.0)
 
 
-def test_text_digest_is_sha256_of_the_text_tensors_bytes(micro_clip):
-    """The key of the on-disk text cache: hashing the tensors in place (no copy) keeps the value that
-    existing cache files carry (name, dtype, shape, then the raw bytes of each text-tower entry)."""
+def test_text_digest_covers_every_text_tensor_and_nothing_visual(micro_clip):
+    """The key of the on-disk text cache: sha256 over name, dtype, shape and the bytes' sha256 of
+    every text-tower entry (hashed on threads); a visual weight does not change it."""
     import hashlib
 
     from car.clip.text import _DIGESTS, weights_digest
 
     _DIGESTS.pop(micro_clip.model, None)
-    h = hashlib.sha256()
+    h = hashlib.sha256(b"car text tower v2\n")
     for name, t in sorted(micro_clip.model.state_dict().items()):
         if not name.startswith("visual."):
-            h.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-            h.update(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes())
+            sha = hashlib.sha256(t.contiguous().view(-1).view(torch.uint8).numpy().tobytes()).hexdigest()
+            h.update(f"{name}:{t.dtype}:{tuple(t.shape)}:{sha}\n".encode())
     assert weights_digest(micro_clip.model) == h.hexdigest()
+    with torch.no_grad():
+        micro_clip.visual.proj.add_(1.0)
+    try:
+        _DIGESTS.pop(micro_clip.model, None)
+        assert weights_digest(micro_clip.model) == h.hexdigest()
+    finally:
+        with torch.no_grad():
+            micro_clip.visual.proj.sub_(1.0)
 
 
 @pytest.mark.slow
