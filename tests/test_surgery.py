@@ -95,3 +95,14 @@ def test_inference_mlp_in_chunks_matches_open_clip(vitb16_clip, monkeypatch, row
         theirs = block(x)
     torch.testing.assert_close(ours, theirs, rtol=1e-5, atol=1e-5)
     assert not torch.equal(x, ours)  # the input is not overwritten by the in-place residual
+
+
+def test_inference_mlp_with_another_activation_goes_through_the_modules(micro_clip):
+    """GELU blocks (the tiny and micro architectures) take the modules' path: open_clip's values."""
+    from car.clip import surgery
+
+    block = micro_clip.visual.transformer.resblocks[0]
+    assert type(block.mlp.gelu).__name__ != "QuickGELU"
+    x = torch.randn(2, 17, micro_clip.visual.transformer.width)
+    with torch.no_grad():
+        torch.testing.assert_close(surgery.mlp_inference(block, x), block.mlp(block.ln_2(x)))
