@@ -38,13 +38,14 @@ def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict =
     gradcam = block_forward(t, c) + 2 * t * t * c + 2 * t * c * d + 8 * t * c * c
     per_query = 10 * t * c * c + 2 * t * n * c + 14 * c * c + 2 * c * d
     gradcam += sum(live_per_step) * per_query
-    # classifier: one 224-px image per live query and step; blocks 1..L-2 on every token, block L-1
+    # classifier: one 224-px image per live query and step, except a step with one live query (its
+    # score is 1 whatever the image: nothing to encode); blocks 1..L-2 on every token, block L-1
     # (the CLS token is read after it, Q1) only for the CLS token: keys and values of every token
     s = vit["classifier_size"] // p
     tc = s * s + 1
     per_image = 2 * s * s * c * (3 * p * p) + (layers - 2) * block_forward(tc, c)
     per_image += 2 * tc * 2 * c * c + 20 * c * c + 4 * tc * c + 2 * c * d  # K, V of all; q, out, MLP of CLS
-    classifier = sum(live_per_step) * per_image
+    classifier = sum(k for k in live_per_step if k > 1) * per_image
     return {"trunk (blocks 1..L-1)": trunk, "gradCAM (last block + backward)": gradcam,
             "classifier images": classifier}  # the other stages are OpenCV, numpy and the CRF, not matmuls
 

@@ -33,6 +33,20 @@ def test_single_query_scores_one(micro_clip):
     assert clf([img], ["cat"]).item() == pytest.approx(1.0)
 
 
+def test_one_competing_query_scores_exactly_one_without_encoding_the_image(micro_clip, monkeypatch):
+    """J = 1: each softmax is over one text, so the double softmax is 1.0 exactly for any embedding
+    (checked on random ones, 15 templates); the classifier then skips the image encoder."""
+    torch.manual_seed(0)
+    for templates in (1, 15):
+        computed = double_softmax_scores(torch.randn(1, 64), torch.randn(templates, 1, 64), logit_scale=100.0)
+        assert computed.item() == 1.0
+    clf = MaskClassifier(micro_clip, ["a photo of a {}.", "a clean origami {}."])
+    monkeypatch.setattr(clf, "encode_images", lambda images: pytest.fail("image encoded for J = 1"))
+    assert clf([np.zeros((50, 70, 3), np.uint8)], ["cat"]).tolist() == [1.0]
+    with pytest.raises(pytest.fail.Exception):  # two competing queries: the images are encoded
+        clf([np.zeros((50, 70, 3), np.uint8)] * 2, ["cat", "dog"])
+
+
 def test_scores_shape_range_and_text_cache(micro_clip):
     clf = MaskClassifier(micro_clip, ["a photo of a {}.", "a clean origami {}."], batch_size=2)
     rng = np.random.default_rng(0)

@@ -44,7 +44,7 @@ def test_floors_count_the_flops_torch_counts(micro_clip):
     gen = ProposalGenerator(micro_clip, lam=0.4)
     assert _counted(lambda: gen.encode(image)) == floors["trunk (blocks 1..L-1)"]
     clf = MaskClassifier(micro_clip, ["a photo of a {}."])
-    images = [image] * 4  # 3 + 1 live queries -> 4 prompted images
+    images = [image] * 3  # 3 + 1 live queries -> 3 prompted images encoded (one live query: score 1, none)
     # torch's counter skips the CPU fused attention kernel: the CLS row's 4·T·C per image is added here
     tokens, width = (micro_clip.image_size // micro_clip.patch_size) ** 2 + 1, micro_clip.visual.transformer.width
     fused_attention = len(images) * 4 * tokens * width

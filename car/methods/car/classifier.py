@@ -96,6 +96,13 @@ class MaskClassifier:
         return self.text(flat).reshape(len(texts), len(texts[0]), -1)
 
     def score(self, images: list[np.ndarray], texts: list[list[str]]) -> torch.Tensor:
-        """Scores from an explicit text table texts[t][j] (template t, query j). -> [K] diagonal."""
+        """Scores from an explicit text table texts[t][j] (template t, query j). -> [K] diagonal.
+
+        With one competing query (J = 1, so K <= 1) every softmax runs over a single text and the
+        score is exactly 1 whatever the image (tests/test_classifier.py): no image is encoded then.
+        This is the last step of most recurrences on one object and every step of a referring unit
+        with one expression; the official code encodes the image and gets the same 1.0."""
+        if images and len(texts[0]) == 1:
+            return torch.ones(len(images))
         q = double_softmax_scores(self.encode_images(images), self.text_table(texts), self.clip.logit_scale)  # [K, J]
         return torch.diagonal(q).float().cpu()  # q[k, k]: image k against its own query (J >= K)
