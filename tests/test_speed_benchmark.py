@@ -154,3 +154,17 @@ def test_our_side_of_the_benchmark_runs_the_evaluation_path(tmp_path):
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["case"] == "small" and len(result["images"]) == 1
     assert result["images"][0]["seconds"] > 0 and result["label_ids"]
+
+
+def test_benchmark_priming_starts_from_an_empty_text_cache(tmp_path):
+    """bench_official's priming process reports "first image with the text cache cold": an earlier
+    run's embeddings under --work are removed first, everything else there is kept."""
+    from benchmarks.bench_official import empty_text_cache
+
+    texts = tmp_path / "cache" / "text_embeddings"
+    texts.mkdir(parents=True)
+    (texts / "ViT-B-16-0123-cpu-fp32.pt").write_bytes(b"x")
+    (tmp_path / "golden_vitb16_seed2.pt").write_bytes(b"w")
+    empty_text_cache(tmp_path)
+    assert not texts.exists() and (tmp_path / "golden_vitb16_seed2.pt").is_file()
+    empty_text_cache(tmp_path)  # nothing there: no error
