@@ -287,6 +287,25 @@ def test_text_cache_equals_fresh_and_is_keyed_by_model(tmp_path, monkeypatch):
     assert len(torch.load(files[0], weights_only=True)["texts"]) == 4
 
 
+def test_text_cache_keeps_what_a_dropped_encoder_embedded(tmp_path):
+    """The first new entries are written at once, later ones every SAVE_EVERY_S seconds or at exit: an
+    encoder garbage-collected before the end of the process (a function's local segmenter) writes
+    them when it goes (they were lost, and the next process re-embedded them)."""
+    import gc
+
+    from car.clip.text import TextEncoder
+
+    clip = micro(0)
+    encoder = TextEncoder(clip, cache_dir=tmp_path)
+    encoder(["cat"])  # written at once (first save)
+    encoder(["dog", "a clean origami sky."])  # within SAVE_EVERY_S: pending
+    del encoder
+    gc.collect()
+    warm = TextEncoder(clip, cache_dir=tmp_path)
+    warm(["cat", "dog", "a clean origami sky."])
+    assert warm.disk_hits == 3
+
+
 def test_text_cache_ignores_damaged_file(tmp_path):
     from car.clip.text import TextEncoder
 

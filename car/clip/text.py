@@ -71,6 +71,67 @@ def weights_digest(model: torch.nn.Module) -> str:
     return h.hexdigest()
 
 
+def read_cache_file(path: Path, arch: str, digest: str | None) -> dict[str, torch.Tensor]:
+    """{text: [D] embedding} from a cache file; a missing, damaged or foreign file is an empty cache."""
+    if not path.is_file():
+        return {}
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        if payload.get("weights") != digest or payload.get("arch") != arch:
+            raise ValueError("key mismatch")
+        texts, matrix = payload["texts"], payload["embeddings"]  # n strings, [n, D]
+        if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or len(texts) != matrix.shape[0]:
+            raise ValueError("texts and embeddings do not match")
+        return dict(zip(texts, matrix))
+    except Exception as err:  # a damaged or foreign file is a cache miss, never an error
+        log.warning("ignoring text-embedding cache %s (%s)", path, err)
+        return {}
+
+
+class PendingWrites:
+    """Embeddings not yet on disk: cache file -> (text-tower digest, {text: [D] tensor}).
+
+    Owned by one TextEncoder and written by its flush(), by flush_all() at exit, and by a finalizer
+    when the encoder is garbage-collected. Each file is merged with what is on disk (entries other
+    processes wrote meanwhile are kept) and replaced atomically."""
+
+    def __init__(self, arch: str):
+        self.arch = arch
+        self.files: dict[str, tuple[str, dict[str, torch.Tensor]]] = {}
+
+    def add(self, path: Path, digest: str, new: dict[str, torch.Tensor]) -> None:
+        self.files.setdefault(str(path), (digest, {}))[1].update(new)
+
+    def write(self) -> None:
+        for key, (digest, new) in list(self.files.items()):
+            if new:
+                self._write_file(Path(key), digest, new)
+            del self.files[key]
+
+    def write_or_warn(self) -> None:
+        """write() for the finalizer: a failure is one warning, not a traceback during garbage collection."""
+        try:
+            self.write()
+        except Exception as err:
+            log.warning("text-embedding cache not written (%s)", err)
+
+    def _write_file(self, path: Path, digest: str, new: dict[str, torch.Tensor]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        merged = {**read_cache_file(path, self.arch, digest), **new}
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
+        os.close(fd)
+        try:
+            torch.save({"arch": self.arch, "weights": digest, "texts": list(merged),
+                        "embeddings": torch.stack(list(merged.values()))}, tmp)
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; cache files are shareable
+            os.replace(tmp, path)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+
 class TextEncoder:
     """Unit-norm CLIP text embeddings with a per-string cache.
 
@@ -82,7 +143,7 @@ class TextEncoder:
     `weights_only=True`; one tensor loads in milliseconds where a tensor per text took ~50 ms).
     """
 
-    SAVE_EVERY_S = 30.0  # new entries are written at most this often, and at flush()/exit
+    SAVE_EVERY_S = 30.0  # new entries are written at most this often, at flush(), at exit and when collected
 
     def __init__(self, clip: ClipModel, batch_size: int = 256, cache_dir: str | os.PathLike | None = None):
         self.clip = clip
@@ -91,11 +152,14 @@ class TextEncoder:
         self.cache_dir = Path(cache_dir) / "text_embeddings" if cache_dir else None
         self._digest: str | None = None
         self._disk: dict[str, dict[str, torch.Tensor]] = {}  # cache file -> its entries (CPU)
-        self._new: dict[str, dict[str, torch.Tensor]] = {}  # cache file -> entries not yet written
+        self._pending = PendingWrites(str(clip.arch))  # entries not yet in their cache file
         self._last_save = 0.0
         self.disk_hits = 0
         if self.cache_dir is not None:
             _LIVE.add(self)
+            # an encoder dropped before the process ends (a function's local segmenter) still writes
+            # what it embedded; the callback holds the pending entries, not the encoder
+            weakref.finalize(self, self._pending.write_or_warn)
 
     @torch.no_grad()
     def __call__(self, texts: list[str]) -> torch.Tensor:
@@ -117,7 +181,7 @@ class TextEncoder:
             if path is not None:
                 new = {t: e.detach().cpu().clone() for t, e in zip(chunk, emb)}
                 self._disk[str(path)].update(new)
-                self._new.setdefault(str(path), {}).update(new)
+                self._pending.add(path, self._digest, new)
         if missing and path is not None and time.monotonic() - self._last_save > self.SAVE_EVERY_S:
             self.flush()
         if not texts:
@@ -144,39 +208,9 @@ class TextEncoder:
         return self._disk[key]
 
     def _read(self, path: Path) -> dict[str, torch.Tensor]:
-        if not path.is_file():
-            return {}
-        try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
-            if payload.get("weights") != self._digest or payload.get("arch") != str(self.clip.arch):
-                raise ValueError("key mismatch")
-            texts, matrix = payload["texts"], payload["embeddings"]  # n strings, [n, D]
-            if not isinstance(matrix, torch.Tensor) or matrix.ndim != 2 or len(texts) != matrix.shape[0]:
-                raise ValueError("texts and embeddings do not match")
-            return dict(zip(texts, matrix))
-        except Exception as err:  # a damaged or foreign file is a cache miss, never an error
-            log.warning("ignoring text-embedding cache %s (%s)", path, err)
-            return {}
+        return read_cache_file(path, str(self.clip.arch), self._digest)
 
     def flush(self) -> None:
         """Merge this encoder's new entries into the cache files (atomic replace)."""
-        for key, new in list(self._new.items()):
-            if not new:
-                continue
-            path = Path(key)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            merged = {**self._read(path), **new}  # keep entries other processes wrote meanwhile
-            fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-            os.close(fd)
-            try:
-                torch.save({"arch": str(self.clip.arch), "weights": self._digest, "texts": list(merged),
-                            "embeddings": torch.stack(list(merged.values()))}, tmp)
-                umask = os.umask(0)
-                os.umask(umask)
-                os.chmod(tmp, 0o666 & ~umask)  # mkstemp creates 0600; cache files are shareable
-                os.replace(tmp, path)
-            finally:
-                if os.path.exists(tmp):
-                    os.unlink(tmp)
-            self._new[key] = {}
+        self._pending.write()
         self._last_save = time.monotonic()
