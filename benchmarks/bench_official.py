@@ -1,7 +1,7 @@
 """CaR against the official code, on the same images, classes, weights and threads: one command.
 
     bash ../shared/oracle/setup.sh            # once: the official code's venv (prints its python)
-    python benchmarks/bench_official.py       # ~10 min on a quiet 2-core machine
+    python benchmarks/bench_official.py       # ~6 min on a quiet 2-core machine
     python benchmarks/bench_official.py --cases small --parts ours --images 3    # ours only, official kept
 
 For each case of benchmarks/cases.py (`voc20`: the 500x334 VOC image 2007_000129 with the 20 VOC
