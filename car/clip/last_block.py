@@ -34,6 +34,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from car.clip.surgery import project
+
 
 @dataclass
 class LastBlockState:
@@ -107,29 +109,35 @@ def _activation_and_derivative(act: torch.nn.Module, x: torch.Tensor) -> tuple[t
 
 @torch.no_grad()
 def forward_state(visual, x: torch.Tensor) -> LastBlockState:
-    """The last block, ln_post, projection and patch-mean pooling on x [1, T, C] (one image)."""
+    """The last block, ln_post, projection and patch-mean pooling on x [1, T, C] (one image).
+
+    The block output, the pooled embedding and the attention map are made with the same operations
+    as surgery.block_forward's gradCAM path (fused attention for the output, the explicit softmax
+    beside it), so they are bit-identical to what the autograd path feeds gradCAM; the per-head
+    weights and P v kept for the backward come from the explicit softmax."""
     block = visual.transformer.resblocks[-1]
     mha, mlp = block.attn, block.mlp
-    x = x[0]
-    t, c = x.shape
+    _, t, c = x.shape
     heads = mha.num_heads
-    z = block.ln_1(x)  # [T, C]
+    z = block.ln_1(x)  # [1, T, C]
     q, k, v = F.linear(z, mha.in_proj_weight, mha.in_proj_bias).chunk(3, dim=-1)
-    q, k, v = (y.reshape(t, heads, c // heads).transpose(0, 1) for y in (q, k, v))  # [H, T, d]
-    probs = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(c // heads), dim=-1)  # [H, T, T]
-    out = probs @ v  # [H, T, d]
-    x1 = x + mha.out_proj(out.transpose(0, 1).reshape(t, c))  # [T, C]
-    h2, xhat_2, rstd_2 = _normalised(block.ln_2, x1)
-    hidden = mlp.c_fc(h2)  # [T, 4C]
+    q, k, v = (y.reshape(1, t, heads, c // heads).transpose(1, 2) for y in (q, k, v))  # [1, H, T, d]
+    fused = F.scaled_dot_product_attention(q, k, v).transpose(1, 2).reshape(1, t, c)
+    probs = torch.softmax((q @ k.transpose(-2, -1)) / math.sqrt(c // heads), dim=-1)[0]  # [H, T, T]
+    q, k, v = q[0], k[0], v[0]  # [H, T, d]
+    x1 = x + mha.out_proj(fused)  # [1, T, C]
+    normed_2 = block.ln_2(x1)
+    hidden = mlp.c_fc(normed_2)  # [1, T, 4C]
     activated, act_grad = _activation_and_derivative(mlp.gelu, hidden)
-    y = x1 + mlp.c_proj(activated)  # [T, C] block output
-    normed, xhat_post, rstd_post = _normalised(visual.ln_post, y)
-    tokens = normed @ visual.proj if visual.proj is not None else normed  # [T, D]
+    y = x1 + mlp.c_proj(activated)  # [1, T, C] block output
+    _, xhat_2, rstd_2 = _normalised(block.ln_2, x1[0])
+    _, xhat_post, rstd_post = _normalised(visual.ln_post, y[0])
     rstd_post[0] = 0  # the CLS token is not pooled: no gradient reaches it from u
-    return LastBlockState(z=z, q=q, k=k, v=v, probs=probs, out=out, keys_mean=probs @ k,
+    act_grad = act_grad[0]  # [T, 4C]
+    return LastBlockState(z=z[0], q=q, k=k, v=v, probs=probs, out=probs @ v, keys_mean=probs @ k,
                           xhat_2=xhat_2, rstd_2=rstd_2, xhat_post=xhat_post, rstd_post=rstd_post,
                           hidden_scale=act_grad * rstd_post, hidden_shift=act_grad * (xhat_post @ mlp.c_proj.weight),
-                          pooled=tokens[1:].mean(dim=0))
+                          pooled=project(visual, y[:, 1:]).mean(dim=1)[0])
 
 
 QUERIES_PER_PASS = 8  # cotangents per pass: [8, T, 4C] intermediates run a third faster than [20, T, 4C] on CPU
