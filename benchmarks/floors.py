@@ -30,12 +30,12 @@ def stage_flops(image_hw: tuple[int, int], live_per_step: list[int], vit: dict =
     patch_embed = 2 * n * c * (3 * p * p)
     trunk = patch_embed + (layers - 1) * block_forward(t, c)
     # gradCAM (car/clip/last_block.py): the last block once per image (its forward is the same at every
-    # step) with its attention weights applied to the keys too (P k), every token projected and pooled,
+    # step) with its attention weights applied to the keys too (P k), the patch tokens projected and pooled,
     # x̂_post·W_proj of the MLP's second layer; then per live query only what the token-summed gradient
     # needs: the matmul through the MLP's first layer (8·T·C²) and the output projection (2·T·C²) on
     # every token, the per-head product Pᵀ dO over the patch rows (2·T·N·C), and vector products (the
     # cotangent through the projection and W_proj, 2·C·D + 8·C²; the three q/k/v weights, 6·C²)
-    gradcam = block_forward(t, c) + 2 * t * t * c + 2 * t * c * d + 8 * t * c * c
+    gradcam = block_forward(t, c) + 2 * t * t * c + 2 * n * c * d + 8 * t * c * c
     per_query = 10 * t * c * c + 2 * t * n * c + 14 * c * c + 2 * c * d
     gradcam += sum(live_per_step) * per_query
     # classifier: one 224-px image per live query and step, except a step with one live query (its

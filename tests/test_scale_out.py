@@ -306,6 +306,18 @@ def test_text_cache_keeps_what_a_dropped_encoder_embedded(tmp_path):
     assert warm.disk_hits == 3
 
 
+def test_text_embedding_does_not_depend_on_the_texts_embedded_with_it():
+    """Embedded alone, among others at another position, or after a warm cache supplied some of its
+    companions: bit-identical (fixed-size padded batches), so a warm cache cannot move a pixel."""
+    from car.clip.text import TextEncoder
+
+    clip = micro(0)
+    others = [f"a photo of a thing number {i}." for i in range(11)]
+    alone = TextEncoder(clip)(["cat"])[0]
+    mixed = TextEncoder(clip)(others[:5] + ["cat"] + others[5:])[5]
+    assert torch.equal(alone, mixed)
+
+
 def test_text_cache_ignores_damaged_file(tmp_path):
     from car.clip.text import TextEncoder
 

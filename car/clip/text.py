@@ -145,7 +145,7 @@ class TextEncoder:
 
     SAVE_EVERY_S = 30.0  # new entries are written at most this often, at flush(), at exit and when collected
 
-    def __init__(self, clip: ClipModel, batch_size: int = 256, cache_dir: str | os.PathLike | None = None):
+    def __init__(self, clip: ClipModel, batch_size: int = 8, cache_dir: str | os.PathLike | None = None):
         self.clip = clip
         self.batch_size = batch_size
         self._cache: dict[str, torch.Tensor] = {}
@@ -175,8 +175,12 @@ class TextEncoder:
             missing = [t for t in missing if t not in stored]
         for start in range(0, len(missing), self.batch_size):
             chunk = missing[start : start + self.batch_size]
-            tokens = self.clip.tokenizer(chunk).to(self.clip.device)  # [n, context]; long texts truncated
-            emb = F.normalize(self.clip.model.encode_text(tokens).float(), dim=-1)  # [n, D]
+            # always batch_size texts per forward (the last chunk padded with empty strings): a matmul's
+            # rows depend on how many rows it has, so a text's embedding would otherwise depend on which
+            # texts were embedded with it, and a warm cache could change a pixel (tests/test_scale_out.py)
+            padded = chunk + [""] * (self.batch_size - len(chunk))
+            tokens = self.clip.tokenizer(padded).to(self.clip.device)  # [batch_size, context]; long texts truncated
+            emb = F.normalize(self.clip.model.encode_text(tokens).float(), dim=-1)[: len(chunk)]  # [n, D]
             self._cache.update(zip(chunk, emb))
             if path is not None:
                 new = {t: e.detach().cpu().clone() for t, e in zip(chunk, emb)}
