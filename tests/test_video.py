@@ -80,7 +80,7 @@ def test_video_car_embeds_each_text_once_per_run(tiny_video_car):
     assert labels.dtype == np.uint8 and labels.shape == (4, 64, 64) and info["frames"] == 4
     assert set(np.unique(labels).tolist()) <= {0, *item["expressions"]}
     for role, texts in calls.items():  # each text encoder (proposal, classifier) embeds a string once per run
-        flat = [t for batch in texts for t in batch]
+        flat = [t for batch in texts for t in batch if t]  # "" pads a batch to its fixed size (car/clip/text.py)
         assert len(flat) == len(set(flat)), role
     assert any(item["expressions"][1] in t for batch in calls["proposal"] for t in batch)
 
