@@ -55,11 +55,7 @@ class LastBlockState:
     hidden_scale: torch.Tensor  # [T, 4C] act'(hidden) · rstd_post
     hidden_shift: torch.Tensor  # [T, 4C] act'(hidden) · (x̂_post W_proj), W_proj = c_proj.weight [C, 4C]
     pooled: torch.Tensor  # [D] u, the patch-mean of the projected tokens (not normalised)
-
-    @property
-    def attn_mean(self) -> torch.Tensor:
-        """Head-averaged attention [T, T] (the last block's affinity map)."""
-        return self.probs.mean(dim=0)
+    attn_mean: torch.Tensor  # [T, T] head-averaged attention (the last block's affinity map)
 
 
 def supports(visual, dtype: torch.dtype) -> bool:
@@ -76,12 +72,11 @@ def supports(visual, dtype: torch.dtype) -> bool:
             and isinstance(getattr(visual, "ln_post", None), torch.nn.LayerNorm))
 
 
-def _normalised(ln: torch.nn.LayerNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """LayerNorm forward keeping what its backward needs: (ln(x), x̂, 1/σ). x [T, C]."""
+def _normalised(ln: torch.nn.LayerNorm, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """What a LayerNorm's backward needs of its input x [T, C]: (x̂, 1/σ), x̂ [T, C], 1/σ [T, 1]."""
     mean = x.mean(dim=-1, keepdim=True)
-    var = x.var(dim=-1, unbiased=False, keepdim=True)
-    rstd = torch.rsqrt(var + ln.eps)  # [T, 1]
-    return F.layer_norm(x, ln.normalized_shape, ln.weight, ln.bias, ln.eps), (x - mean) * rstd, rstd
+    rstd = torch.rsqrt(x.var(dim=-1, unbiased=False, keepdim=True) + ln.eps)
+    return (x - mean) * rstd, rstd
 
 
 def _layer_norm_backward(grad: torch.Tensor, xhat: torch.Tensor, rstd: torch.Tensor,
@@ -130,14 +125,14 @@ def forward_state(visual, x: torch.Tensor) -> LastBlockState:
     hidden = mlp.c_fc(normed_2)  # [1, T, 4C]
     activated, act_grad = _activation_and_derivative(mlp.gelu, hidden)
     y = x1 + mlp.c_proj(activated)  # [1, T, C] block output
-    _, xhat_2, rstd_2 = _normalised(block.ln_2, x1[0])
-    _, xhat_post, rstd_post = _normalised(visual.ln_post, y[0])
+    xhat_2, rstd_2 = _normalised(block.ln_2, x1[0])
+    xhat_post, rstd_post = _normalised(visual.ln_post, y[0])
     rstd_post[0] = 0  # the CLS token is not pooled: no gradient reaches it from u
     act_grad = act_grad[0]  # [T, 4C]
     return LastBlockState(z=z[0], q=q, k=k, v=v, probs=probs, out=probs @ v, keys_mean=probs @ k,
                           xhat_2=xhat_2, rstd_2=rstd_2, xhat_post=xhat_post, rstd_post=rstd_post,
                           hidden_scale=act_grad * rstd_post, hidden_shift=act_grad * (xhat_post @ mlp.c_proj.weight),
-                          pooled=project(visual, y[:, 1:]).mean(dim=1)[0])
+                          pooled=project(visual, y[:, 1:]).mean(dim=1)[0], attn_mean=probs.mean(dim=0))
 
 
 QUERIES_PER_PASS = 8  # cotangents per pass: [8, T, 4C] intermediates run a third faster than [20, T, 4C] on CPU

@@ -148,10 +148,9 @@ class ProposalGenerator:
         float32 open_clip blocks (`last_block.supports`): the last block's forward is made once per
         image and kept on `enc`; each query's channel weights come from the hand-written
         token-summed backward of car/clip/last_block.py. Otherwise (float16 weights, autocast,
-        non-standard blocks): one forward of the
-        last block, then one batched backward (autograd's vmap over K cotangents). Either way query
-        k's gradient is that of its own probability p_k, as if each query had its own forward/backward
-        pass (both tested against that).
+        non-standard blocks): one forward of the last block, then one batched backward (autograd's
+        vmap over K cotangents). Either way query k's gradient is that of its own probability p_k,
+        as if each query had its own forward/backward pass (both tested against that).
         """
         if self.analytic and last_block.supports(self.clip.visual, self.clip.dtype):
             return self._gradcam_analytic(enc, texts, target)
